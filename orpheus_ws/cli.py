@@ -1,0 +1,89 @@
+"""``orpheus-ws``: ``serve`` runs the server; ``bench`` measures it (BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+
+from .config import Settings
+
+SERVE_FLAGS: dict[str, str] = {
+    "host": "address to bind (0.0.0.0 for every interface)",
+    "port": "port to listen on",
+    "llm_url": "base URL of llama-server or an OpenAI-compatible server",
+    "llm_api": "llama (native /completion) or openai (/v1/completions)",
+    "llm_model": "model name sent to an OpenAI-compatible server",
+    "snac_model": "Hugging Face repo id or local folder with config.json + pytorch_model.bin",
+    "device": "auto, cuda or cpu",
+    "voices": "comma-separated voices the server offers",
+    "default_voice": "voice used when a request names none",
+    "workers": "uvicorn worker processes",
+    "log_level": "debug, info, warning, error",
+}
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; each sets the ORPHEUS_WS_* variable of the same name."""
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = SERVE_FLAGS.get(f.name, f"see README (env {Settings.env_name(f.name)})")
+        if "bool" in str(f.type):
+            parser.add_argument(flag, dest=f.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, help=help_text)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    env = dict(os.environ)
+    for name, value in overrides.items():
+        if value is not None:
+            env[Settings.env_name(name)] = ("1" if value else "0") if isinstance(value, bool) \
+                else str(value)
+    return Settings.from_env(env)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"orpheus-ws: {exc}", file=sys.stderr)
+        return 2
+    os.environ.update(settings.to_env())
+    from .app import configure_logging, create_app
+
+    configure_logging(settings.log_level)
+    if args.workers and int(args.workers) > 1:
+        uvicorn.run("orpheus_ws.app:app", host=settings.host, port=settings.port,
+                    workers=int(args.workers), log_level=settings.log_level, ws="websockets")
+    else:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    log_level=settings.log_level, ws="websockets")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orpheus-ws", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="run the server")
+    add_settings_flags(serve_parser)
+    serve_parser.add_argument("--workers", default=None, help=SERVE_FLAGS["workers"])
+    bench_parser = sub.add_parser("bench", help="run a benchmark (see BENCHMARKS.md)")
+    from .bench.cli import add_bench_arguments
+
+    add_bench_arguments(bench_parser)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    from .bench.cli import run_bench
+
+    return run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

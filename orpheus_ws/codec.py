@@ -1,0 +1,138 @@
+"""Audio codecs that turn batches of SNAC code windows into PCM.
+
+:class:`SnacCodec` runs the real SNAC 24 kHz network (weights from a Hugging Face repo id or a
+local folder holding ``config.json`` and ``pytorch_model.bin``, both through
+``SNAC.from_pretrained``). :class:`PassThroughCodec` returns silence of the right length and
+exists only to measure the server's own overhead in benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .exceptions import DecoderError
+from .tokens import SAMPLES_PER_FRAME
+
+log = logging.getLogger(__name__)
+
+# The published config of hubertsiuzdak/snac_24khz (../shared/orpheus-facts.md).
+SNAC_24KHZ_CONFIG: dict[str, object] = {
+    "sampling_rate": 24000,
+    "encoder_dim": 48,
+    "encoder_rates": [2, 4, 8, 8],
+    "decoder_dim": 1024,
+    "decoder_rates": [8, 8, 4, 2],
+    "attn_window_size": None,
+    "codebook_size": 4096,
+    "codebook_dim": 8,
+    "vq_strides": [4, 2, 1],
+    "noise": True,
+    "depthwise": True,
+}
+
+
+class Codec(Protocol):
+    """Decodes a batch of equally long windows: codes of shapes (B, F), (B, 2F), (B, 4F)."""
+
+    name: str
+    device: str
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        """Float32 audio in -1..1 of shape (B, 2048 * F)."""
+        ...
+
+
+class PassThroughCodec:
+    """Silence of the right length: for benchmarking the server without the network's cost."""
+
+    name = "passthrough"
+    device = "none"
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        return np.zeros((c0.shape[0], c0.shape[1] * SAMPLES_PER_FRAME), dtype=np.float32)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` takes CUDA when torch sees it, else the CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
+    if device not in ("cuda", "cpu"):
+        raise ValueError(f"unknown device {device!r} (auto, cuda, cpu)")
+    return device
+
+
+class SnacCodec:
+    """The SNAC 24 kHz decoder on one device.
+
+    ``noise=False`` replaces SNAC's noise blocks with identities, so that two decodes of the same
+    codes agree exactly (for tests that compare streamed and one-shot decoding).
+    """
+
+    name = "snac"
+
+    def __init__(self, model: str, device: str = "auto", *, noise: bool = True) -> None:
+        import torch
+        from snac import SNAC
+        from snac.layers import NoiseBlock
+
+        self.device = resolve_device(device)
+        self.model_source = model
+        try:
+            net = SNAC.from_pretrained(model)
+        except Exception as exc:  # hub or file errors: report which weights, not the text
+            raise DecoderError(f"could not load SNAC weights from {model!r}") from exc
+        if not noise:
+            for parent in list(net.modules()):
+                for child_name, child in list(parent.named_children()):
+                    if isinstance(child, NoiseBlock):
+                        setattr(parent, child_name, torch.nn.Identity())
+        self.noise = noise
+        self._net = net.to(self.device).eval()
+        self._torch = torch
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            codes = [
+                torch.from_numpy(np.ascontiguousarray(c)).to(self.device, non_blocking=True)
+                for c in (c0, c1, c2)
+            ]
+            audio = self._net.decode(codes)
+        return audio[:, 0, :].float().cpu().numpy()
+
+
+def save_random_snac(folder: Path, *, seed: int = 0) -> Path:
+    """Writes SNAC 24 kHz with random weights as ``config.json`` + ``pytorch_model.bin``.
+
+    The same architecture and cost as the published weights, loadable through the same path
+    (``--snac-model FOLDER``); it decodes to noise, not speech. For tests and benchmarks.
+    """
+    import torch
+    from snac import SNAC
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = SNAC(**SNAC_24KHZ_CONFIG)
+    (folder / "config.json").write_text(json.dumps(SNAC_24KHZ_CONFIG))
+    torch.save(net.state_dict(), folder / "pytorch_model.bin")
+    return folder
+
+
+def load_codec(model: str, device: str, *, kind: str = "snac", noise: bool = True) -> Codec:
+    """The codec named by ``kind``: ``snac`` (the real network) or ``passthrough``."""
+    if kind == "passthrough":
+        return PassThroughCodec()
+    if kind != "snac":
+        raise ValueError(f"unknown codec {kind!r} (snac, passthrough)")
+    codec = SnacCodec(model, device, noise=noise)
+    log.info("SNAC decoder loaded from %s on %s", model, codec.device)
+    return codec

@@ -1,0 +1,102 @@
+"""Server settings: one dataclass, read from ``ORPHEUS_WS_*`` environment variables.
+
+Each CLI flag of ``orpheus-ws serve`` sets the variable of the same name, so ``uvicorn
+orpheus_ws.app:app`` and gunicorn workers read exactly what the CLI would have set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEFAULT_VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9100
+    llm_url: str = "http://localhost:8090"
+    llm_api: str = "llama"
+    llm_model: str = "orpheus"
+    llm_timeout: float = 30.0
+    snac_model: str = "hubertsiuzdak/snac_24khz"
+    device: str = "auto"
+    voices: str = ",".join(DEFAULT_VOICES)
+    default_voice: str = "tara"
+    torch_threads: int = 0
+    # Decoder service and chunk schedule (BENCHMARKS.md measures them).
+    codec: str = "snac"
+    decoder_noise: bool = True
+    batching: bool = True
+    max_batch: int = 32
+    max_batch_wait_ms: float = 50.0
+    max_new_frames: int = 16
+    lookahead: int = 1
+    # WebSocket limits (protocol.md).
+    ws_max_contexts: int = 8
+    ws_max_active: int = 4
+    ws_max_message_bytes: int = 65536
+    ws_max_text_chars: int = 5000
+    ws_idle_timeout: float = 180.0
+    ws_max_buffered_bytes: int = 4 * 1024 * 1024
+    ws_ping_interval: float = 20.0
+    ws_buffer_delay_ms: float = 300.0
+    ws_send_timeout: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def voice_list(self) -> list[str]:
+        return [v.strip() for v in self.voices.split(",") if v.strip()]
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return "ORPHEUS_WS_" + field.upper()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from the environment; ``overrides`` win (None values are ignored)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(cls.env_name(f.name))
+            if raw is not None:
+                values[f.name] = _parse(f.name, str(f.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[self.env_name(f.name)] = ("1" if value else "0") if isinstance(value, bool) \
+                else str(value)
+        return out
+
+    def validate(self) -> None:
+        if self.llm_api not in ("llama", "openai"):
+            raise ValueError("llm_api must be 'llama' or 'openai'")
+        if self.device not in ("auto", "cuda", "cpu"):
+            raise ValueError("device must be auto, cuda or cpu")
+        if self.codec not in ("snac", "passthrough"):
+            raise ValueError("codec must be snac or passthrough")
+        if not self.voice_list:
+            raise ValueError("at least one voice is needed")
+        if self.default_voice not in self.voice_list:
+            raise ValueError(f"default voice {self.default_voice!r} is not in the voice list")
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if "bool" in type_name:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if "int" in type_name:
+            return int(raw)
+        if "float" in type_name:
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{Settings.env_name(name)}={raw!r} is not a valid {type_name}") from exc
+    return raw

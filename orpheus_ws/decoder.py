@@ -1,0 +1,231 @@
+"""The decoder service: one per process, batching SNAC windows from every stream.
+
+Streams submit windows with a deadline (how long the window may wait for company). The service
+collects windows until the earliest deadline is due or the batch cap is reached, then decodes
+them in one call on a worker thread, off the event loop. Windows of different lengths share a
+call when the codec pads cheaply (a GPU, or the pass-through codec): a window then takes extra
+frames of left context from its own stream's history, which only makes it more exact. On the
+CPU a call costs what its parts cost, so there only windows of one length share a call.
+
+A failing call is retried window by window, so a bad window fails only its own stream; a
+window whose caller went away is dropped before it is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .codec import Codec
+from .exceptions import DecoderError
+from .tokens import SAMPLES_PER_FRAME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DecodeRequest:
+    """Codes of frames ``first..last`` (exclusive) of one stream, of which the window needs
+    the last ``need`` frames and keeps frames ``emit_start..emit_end`` (stream indices)."""
+
+    c0: np.ndarray
+    c1: np.ndarray
+    c2: np.ndarray
+    first: int
+    need: int
+    emit_start: int
+    emit_end: int
+    deadline: float
+    future: asyncio.Future[np.ndarray] = field(repr=False)
+
+    @property
+    def last(self) -> int:
+        return self.first + self.c0.shape[0]
+
+    @property
+    def available(self) -> int:
+        return self.c0.shape[0]
+
+
+@dataclass(slots=True)
+class DecoderStats:
+    calls: int = 0
+    windows: int = 0
+    frames_decoded: int = 0
+    frames_emitted: int = 0
+    busy_s: float = 0.0
+    thread_cpu_s: float = 0.0
+    max_batch_seen: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        mean = self.windows / self.calls if self.calls else 0.0
+        return {
+            "calls": self.calls,
+            "windows": self.windows,
+            "frames_decoded": self.frames_decoded,
+            "frames_emitted": self.frames_emitted,
+            "mean_batch": round(mean, 2),
+            "max_batch": self.max_batch_seen,
+            "busy_s": round(self.busy_s, 4),
+            "thread_cpu_s": round(self.thread_cpu_s, 4),
+        }
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+class DecoderService:
+    """Owns the codec; ``decode`` is the only call streams make."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        max_batch: int = 32,
+        batching: bool = True,
+        pad_windows: bool | None = None,
+    ) -> None:
+        self.codec = codec
+        self.max_batch = max_batch if batching else 1
+        self.batching = batching
+        self.pad_windows = codec.device != "cpu" if pad_windows is None else pad_windows
+        self.stats = DecoderStats()
+        self._pending: list[DecodeRequest] = []
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snac-decoder")
+        self._task: asyncio.Task[None] | None = None
+        self.on_call: Callable[[int, float], None] | None = None
+        # Wall time a call takes per frame of window length (EWMA): what a stream waits.
+        self.seconds_per_frame = 0.02
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="decoder")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for request in self._pending:
+            request.future.cancel()
+        self._pending.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    async def decode(
+        self,
+        codes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        *,
+        first: int,
+        need: int,
+        emit_start: int,
+        emit_end: int,
+        max_wait_s: float = 0.0,
+    ) -> np.ndarray:
+        """Int16 PCM of frames ``emit_start..emit_end`` from a window of the last ``need``
+        frames of ``codes`` (frames ``first..``). Waits at most ``max_wait_s`` for company."""
+        if self._task is None:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        request = DecodeRequest(
+            c0=codes[0], c1=codes[1], c2=codes[2], first=first, need=need,
+            emit_start=emit_start, emit_end=emit_end,
+            deadline=loop.time() + (max_wait_s if self.batching else 0.0),
+            future=loop.create_future(),
+        )
+        self._pending.append(request)
+        self._wakeup.set()
+        return await request.future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._pending = [r for r in self._pending if not r.future.done()]
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            due = min(r.deadline for r in self._pending)
+            now = loop.time()
+            if due > now and len(self._pending) < self.max_batch:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), due - now)
+                continue
+            length, batch = self._form_batch()
+            await self._decode_batch(length, batch)
+
+    def _form_batch(self) -> tuple[int, list[DecodeRequest]]:
+        """The earliest-due window and the most others that can share its call."""
+        pending = sorted(self._pending, key=lambda r: r.deadline)
+        head = pending[0]
+        lengths = [head.need]
+        if self.pad_windows:
+            lengths = sorted({r.need for r in pending if head.need <= r.need <= head.available})
+        best: list[DecodeRequest] = []
+        best_length = head.need
+        for length in lengths:
+            members = [
+                r for r in pending
+                if (r.need == length or (self.pad_windows and r.need <= length <= r.available))
+            ][: self.max_batch]
+            if len(members) > len(best):
+                best, best_length = members, length
+        taken = {id(r) for r in best}
+        self._pending = [r for r in self._pending if id(r) not in taken]
+        return best_length, best
+
+    async def _decode_batch(self, length: int, batch: list[DecodeRequest]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            pcm, cpu_s = await loop.run_in_executor(self._executor, self._call, length, batch)
+        except Exception:
+            if len(batch) == 1:
+                log.exception("decode of one window failed")
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(DecoderError("the audio decoder failed"))
+                return
+            log.warning("batched decode failed; retrying its %d windows one by one", len(batch))
+            for request in batch:
+                await self._decode_batch(request.need, [request])
+            return
+        elapsed = time.perf_counter() - started
+        stats = self.stats
+        stats.calls += 1
+        stats.windows += len(batch)
+        stats.frames_decoded += length * len(batch)
+        stats.busy_s += elapsed
+        stats.thread_cpu_s += cpu_s
+        stats.max_batch_seen = max(stats.max_batch_seen, len(batch))
+        self.seconds_per_frame += 0.2 * (elapsed / length - self.seconds_per_frame)
+        if self.on_call is not None:
+            self.on_call(len(batch), elapsed)
+        for row, request in enumerate(batch):
+            stats.frames_emitted += request.emit_end - request.emit_start
+            start = request.last - length
+            lo = (request.emit_start - start) * SAMPLES_PER_FRAME
+            hi = (request.emit_end - start) * SAMPLES_PER_FRAME
+            if not request.future.done():
+                request.future.set_result(pcm[row, lo:hi])
+
+    def _call(self, length: int, batch: list[DecodeRequest]) -> tuple[np.ndarray, float]:
+        cpu_start = time.thread_time()
+        c0 = np.stack([r.c0[r.available - length :] for r in batch])
+        c1 = np.stack([r.c1[2 * (r.available - length) :] for r in batch])
+        c2 = np.stack([r.c2[4 * (r.available - length) :] for r in batch])
+        audio = self.codec.decode(c0, c1, c2)
+        return to_int16(audio), time.thread_time() - cpu_start

@@ -1,0 +1,205 @@
+"""The speech engine: text segments in, ordered audio events out. Knows nothing of HTTP.
+
+``Engine.synthesize`` takes segments (a list, or an async iterator fed while text arrives) and
+yields ``SegmentStarted``, ``AudioChunk`` and ``SegmentFinished`` events strictly in order.
+While segment n is being delivered, up to ``lookahead`` later segments already generate (on
+llama-server's parallel slots), so there is no gap between sentences. Closing the iterator
+(``aclose()``, or cancelling the task that drives it) aborts every generation it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .decoder import DecoderService
+from .exceptions import OrpheusError, UnknownVoice
+from .llm import LLMClient, SamplingParams
+from .segment_stream import AudioChunk, PlayoutClock, StreamTuning, stream_segment
+from .segmenter import chars_for_tokens, split_text
+
+# Joins between segments fade over 2 ms (48 samples) so they don't click; lengths don't change.
+FADE_SAMPLES = 48
+_FADE_IN = np.sin(np.linspace(0.0, np.pi / 2, FADE_SAMPLES, dtype=np.float32)) ** 2
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStarted:
+    segment: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFinished:
+    segment: int
+    text: str
+    frames: int
+    samples: int
+    started_at: float
+    first_audio_at: float
+    finished_at: float
+
+
+SynthesisEvent = SegmentStarted | AudioChunk | SegmentFinished
+_END = object()
+
+
+def _fade(chunk: AudioChunk, fade_in: bool, fade_out: bool) -> AudioChunk:
+    if not (fade_in or fade_out) or chunk.samples < 2 * FADE_SAMPLES:
+        return chunk
+    pcm = chunk.pcm.astype(np.float32)
+    if fade_in:
+        pcm[:FADE_SAMPLES] *= _FADE_IN
+    if fade_out:
+        pcm[-FADE_SAMPLES:] *= _FADE_IN[::-1]
+    chunk.pcm = pcm.astype(np.int16)
+    return chunk
+
+
+async def _aiter(segments: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[str]:
+    if isinstance(segments, AsyncIterable):
+        async for segment in segments:
+            yield segment
+    else:
+        for segment in segments:
+            yield segment
+
+
+class Engine:
+    """Turns text into audio with one LLM client and the process's decoder service."""
+
+    def __init__(
+        self,
+        llm: LLMClient,
+        decoder: DecoderService,
+        *,
+        voices: list[str],
+        tuning: StreamTuning = StreamTuning(),
+        lookahead: int = 1,
+    ) -> None:
+        self.llm = llm
+        self.decoder = decoder
+        self.voices = voices
+        self.tuning = tuning
+        self.lookahead = lookahead
+        self.in_flight = 0
+
+    def check_voice(self, voice: str) -> None:
+        if voice not in self.voices:
+            raise UnknownVoice(voice, self.voices)
+
+    async def close(self) -> None:
+        await self.llm.close()
+        await self.decoder.close()
+
+    async def health(self) -> dict[str, Any]:
+        codec = self.decoder.codec
+        return {
+            "backend": await self.llm.health(),
+            "decoder": {
+                "codec": codec.name,
+                "device": codec.device,
+                "weights": getattr(codec, "model_source", None),
+                "batching": self.decoder.batching,
+                "max_batch": self.decoder.max_batch,
+                "stats": self.decoder.stats.as_dict(),
+            },
+            "generations_in_flight": self.in_flight,
+        }
+
+    def speak(
+        self,
+        text: str,
+        *,
+        voice: str,
+        params: SamplingParams,
+        clock: PlayoutClock | None = None,
+    ) -> AsyncIterator[SynthesisEvent]:
+        """A whole text, split at sentence ends into segments that fit ``max_tokens`` each."""
+        segments = split_text(text, chars_for_tokens(params.max_tokens))
+        return self.synthesize(segments, voice=voice, params=params, clock=clock)
+
+    async def synthesize(
+        self,
+        segments: AsyncIterable[str] | Iterable[str],
+        *,
+        voice: str,
+        params: SamplingParams,
+        clock: PlayoutClock | None = None,
+        first_index: int = 0,
+    ) -> AsyncIterator[SynthesisEvent]:
+        """Ordered events for each segment; raises the first segment's OrpheusError."""
+        self.check_voice(voice)
+        loop = asyncio.get_running_loop()
+        order: asyncio.Queue[Any] = asyncio.Queue()
+        slots = asyncio.Semaphore(self.lookahead + 1)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def run(index: int, text: str, out: asyncio.Queue[Any]) -> None:
+            self.in_flight += 1
+            try:
+                async for chunk in stream_segment(
+                    self.llm, self.decoder, voice=voice, text=text, params=params,
+                    segment=index, clock=clock, tuning=self.tuning,
+                ):
+                    out.put_nowait(chunk)
+                out.put_nowait(_END)
+            except OrpheusError as exc:
+                out.put_nowait(exc)
+            finally:
+                self.in_flight -= 1
+
+        async def feed() -> None:
+            index = first_index
+            try:
+                async for text in _aiter(segments):
+                    await slots.acquire()
+                    out: asyncio.Queue[Any] = asyncio.Queue()
+                    tasks.add(loop.create_task(run(index, text, out), name=f"segment-{index}"))
+                    order.put_nowait((index, text, out))
+                    index += 1
+                order.put_nowait(_END)
+            except Exception as exc:  # the segment source failed: end the stream with it
+                order.put_nowait(exc)
+
+        feeder = loop.create_task(feed(), name="segment-feed")
+        try:
+            while True:
+                item = await order.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                index, text, out = item
+                started = time.monotonic()
+                first_audio = 0.0
+                frames = samples = 0
+                yield SegmentStarted(index, text)
+                while True:
+                    got = await out.get()
+                    if got is _END:
+                        break
+                    if isinstance(got, BaseException):
+                        raise got
+                    more = not feeder.done() or not order.empty()
+                    chunk = _fade(got, index > first_index and got.frame_start == 0,
+                                  got.final and more)
+                    frames += chunk.frames
+                    samples += chunk.samples
+                    first_audio = first_audio or chunk.ready_at
+                    yield chunk
+                yield SegmentFinished(index, text, frames, samples, started, first_audio,
+                                      time.monotonic())
+                slots.release()
+        finally:
+            feeder.cancel()
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(feeder, *tasks, return_exceptions=True)

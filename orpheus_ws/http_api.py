@@ -1,0 +1,277 @@
+"""The seed server's HTTP API on Starlette: /, /health, /api/voices, /api/tts, /api/tts/wav,
+/api/tts/stream (see ../shared/seed-fastapi-tts-server.md and the README).
+
+Routes call the engine and nothing else; exceptions become HTTP statuses in ``error_response``
+only. A client that goes away cancels its request's task, which aborts its generations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from . import __version__
+from .audio import wav_bytes
+from .engine import Engine
+from .exceptions import (
+    BackendError,
+    BackendUnavailable,
+    DecoderError,
+    OrpheusError,
+    UnknownVoice,
+    ValidationError,
+)
+from .request_fields import TTSRequest, parse_tts_request
+from .segment_stream import AudioChunk
+from .tokens import SAMPLE_RATE
+
+log = logging.getLogger("orpheus_ws.http")
+T = TypeVar("T")
+EMOTION_TAGS = ["<laugh>", "<chuckle>", "<sigh>", "<cough>", "<sniffle>", "<groan>", "<yawn>",
+                "<gasp>"]
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected before its response was ready."""
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The one place where exceptions become HTTP statuses."""
+    status = 500
+    body: dict[str, Any] = {"code": "internal_error", "message": "internal server error"}
+    if isinstance(exc, OrpheusError):
+        body = {"code": exc.code, "message": str(exc)}
+    if isinstance(exc, ValidationError):
+        status = 400 if exc.field == "body" else 422
+        body["field"] = exc.field
+        if isinstance(exc, UnknownVoice):
+            body["voices"] = exc.voices
+        detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}]
+        return JSONResponse({"error": body, "detail": detail}, status_code=status)
+    if isinstance(exc, BackendUnavailable):
+        status = 503
+    elif isinstance(exc, BackendError):
+        status = 502
+    elif isinstance(exc, DecoderError):
+        status = 500
+    return JSONResponse({"error": body, "detail": body["message"]}, status_code=status)
+
+
+class DisconnectAwareStream(StreamingResponse):
+    """A StreamingResponse that always listens for the client leaving, whatever the ASGI
+    version, so that a stalled generation is cancelled the moment its client goes."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = asyncio.ensure_future(self.stream_response(send))
+        listen = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({stream, listen}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stream, listen):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await asyncio.gather(stream, listen, return_exceptions=True)
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Runs ``work`` unless the client leaves first; then it is cancelled (ClientGone)."""
+
+    async def listen() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    listener = asyncio.ensure_future(listen())
+    try:
+        await asyncio.wait({task, listener}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            raise ClientGone()
+        return task.result()
+    finally:
+        for t in (task, listener):
+            t.cancel()
+        await asyncio.gather(task, listener, return_exceptions=True)
+
+
+class HttpApi:
+    def __init__(self, engine: Engine, default_voice: str) -> None:
+        self.engine = engine
+        self.default_voice = default_voice
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Route("/health", self.health, methods=["GET"]),
+            Route("/api/voices", self.voices, methods=["GET"]),
+            Route("/api/tts", self.tts_json, methods=["POST"]),
+            Route("/api/tts/wav", self.tts_wav, methods=["POST"]),
+            Route("/api/tts/stream", self.tts_stream, methods=["POST"]),
+        ]
+
+    async def index(self, request: Request) -> Response:
+        return JSONResponse({
+            "name": "orpheus_ws",
+            "version": __version__,
+            "status": "ok",
+            "message": "Orpheus TTS server: REST, WAV, SSE and a realtime WebSocket",
+            "endpoints": {
+                "health": "GET /health",
+                "voices": "GET /api/voices",
+                "tts": "POST /api/tts",
+                "tts_wav": "POST /api/tts/wav",
+                "tts_stream": "POST /api/tts/stream",
+                "websocket": "WS /api/tts/ws (protocol.md)",
+                "web_client": "GET /client/",
+            },
+        })
+
+    async def health(self, request: Request) -> Response:
+        info = await self.engine.health()
+        ok = info["backend"]["status"] == "ok"
+        return JSONResponse({"status": "healthy" if ok else "degraded", **info})
+
+    async def voices(self, request: Request) -> Response:
+        return JSONResponse({"voices": self.engine.voices, "default": self.default_voice,
+                             "emotion_tags": EMOTION_TAGS})
+
+    async def _parse(self, request: Request) -> TTSRequest:
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError("body", "is not valid JSON") from exc
+        return parse_tts_request(data, self.engine.voices, self.default_voice)
+
+    def _chunks(self, req: TTSRequest) -> AsyncIterator[AudioChunk]:
+        async def only_audio() -> AsyncIterator[AudioChunk]:
+            async for event in self.engine.speak(req.text, voice=req.voice, params=req.params):
+                if isinstance(event, AudioChunk):
+                    yield event
+        return only_audio()
+
+    async def _whole(self, req: TTSRequest) -> tuple[np.ndarray, float, float]:
+        """All samples, time to first audio (ms) and processing time (ms)."""
+        started = time.monotonic()
+        ttfa = 0.0
+        parts: list[np.ndarray] = []
+        async for chunk in self._chunks(req):
+            ttfa = ttfa or (time.monotonic() - started) * 1000
+            parts.append(chunk.pcm)
+        pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+        return pcm, ttfa, (time.monotonic() - started) * 1000
+
+    async def _handle(
+        self, request: Request, handler: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        try:
+            return await handler()
+        except ClientGone:
+            log.info("client left %s before its answer; generation aborted", request.url.path)
+            return Response(status_code=499)
+        except Exception as exc:
+            if not isinstance(exc, OrpheusError):
+                log.exception("unexpected error on %s", request.url.path)
+            else:
+                log.warning("%s failed: %s", request.url.path, exc)
+            return error_response(exc)
+
+    async def tts_json(self, request: Request) -> Response:
+        async def handler() -> Response:
+            req = await self._parse(request)
+            pcm, ttfa, total = await until_disconnect(request, self._whole(req))
+            duration = pcm.shape[0] / SAMPLE_RATE
+            log.info("TTS completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
+                     len(req.text), duration, total, ttfa)
+            return JSONResponse({
+                "audio_base64": base64.b64encode(wav_bytes(pcm)).decode("ascii"),
+                "duration_seconds": round(duration, 3),
+                "sample_rate": SAMPLE_RATE,
+                "processing_time_ms": round(total, 1),
+                "ttfa_ms": round(ttfa, 1),
+            })
+        return await self._handle(request, handler)
+
+    async def tts_wav(self, request: Request) -> Response:
+        async def handler() -> Response:
+            req = await self._parse(request)
+            pcm, ttfa, total = await until_disconnect(request, self._whole(req))
+            duration = pcm.shape[0] / SAMPLE_RATE
+            log.info("TTS WAV completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
+                     len(req.text), duration, total, ttfa)
+            return Response(wav_bytes(pcm), media_type="audio/wav", headers={
+                "X-Processing-Time-Ms": f"{total:.1f}",
+                "X-TTFA-Ms": f"{ttfa:.1f}",
+                "X-Audio-Duration-Seconds": f"{duration:.3f}",
+                "Content-Disposition": 'attachment; filename="speech.wav"',
+            })
+        return await self._handle(request, handler)
+
+    async def tts_stream(self, request: Request) -> Response:
+        async def handler() -> Response:
+            req = await self._parse(request)
+            started = time.monotonic()
+            chunks = self._chunks(req)
+            try:
+                first = await until_disconnect(request, anext(chunks))
+            except StopAsyncIteration:
+                first = None
+            except BaseException:
+                await chunks.aclose()
+                raise
+            ttfa = (time.monotonic() - started) * 1000
+            return DisconnectAwareStream(
+                self._sse(req, chunks, first, started, ttfa),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                         "X-TTFA-Ms": f"{ttfa:.1f}"},
+            )
+        return await self._handle(request, handler)
+
+    async def _sse(self, req: TTSRequest, chunks: AsyncIterator[AudioChunk],
+                   first: AudioChunk | None, started: float, ttfa: float) -> AsyncIterator[bytes]:
+        number = samples = 0
+        try:
+            pending = first
+            while pending is not None:
+                number += 1
+                samples += pending.samples
+                event: dict[str, Any] = {
+                    "chunk": number,
+                    "audio_base64": base64.b64encode(pending.pcm.astype("<i2").tobytes()).decode(),
+                    "samples": pending.samples,
+                    "duration_ms": round(pending.samples * 1000 / SAMPLE_RATE, 2),
+                }
+                if number == 1:
+                    event["ttfa_ms"] = round(ttfa, 1)
+                yield b"data: " + orjson.dumps(event) + b"\n\n"
+                pending = await anext(chunks, None)
+            total = (time.monotonic() - started) * 1000
+            log.info("TTS stream completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
+                     len(req.text), samples / SAMPLE_RATE, total, ttfa)
+            yield b"data: " + orjson.dumps({
+                "event": "complete",
+                "total_chunks": number,
+                "total_samples": samples,
+                "total_duration_s": round(samples / SAMPLE_RATE, 3),
+                "processing_time_ms": round(total, 1),
+                "ttfa_ms": round(ttfa, 1),
+            }) + b"\n\n"
+        except OrpheusError as exc:
+            log.warning("TTS stream failed after %d chunks: %s", number, exc)
+            yield b"data: " + orjson.dumps({
+                "event": "error", "error": {"code": exc.code, "message": str(exc)},
+                "total_chunks": number, "total_samples": samples,
+            }) + b"\n\n"
+        finally:
+            await chunks.aclose()

@@ -1,0 +1,202 @@
+"""The LLM client: streams Orpheus token ids from llama-server or an OpenAI-compatible server.
+
+``llama`` (the default) posts the exact reference prompt as token ids to llama-server's native
+``/completion`` with ``return_tokens``; ``openai`` posts the text prompt to ``/v1/completions``
+(vLLM, SGLang, LM Studio, llama-server) and reads ``<custom_token_N>`` pieces back. Either way
+the stream stops at end-of-speech (128258) whether or not the backend treats it as the end, and
+leaving the iterator early closes the HTTP response so the backend frees its slot at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+from .exceptions import BackendError, BackendProtocolError, BackendUnavailable
+from .tokens import END_OF_SPEECH, EOT, native_prompt, parse_custom_token, text_prompt
+
+log = logging.getLogger(__name__)
+
+LlmApi = Literal["llama", "openai"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    temperature: float = 0.3
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    max_tokens: int = 512
+
+
+class LLMClient:
+    """A pooled aiohttp session to one backend."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api: LlmApi = "llama",
+        *,
+        model: str = "orpheus",
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        max_connections: int = 256,
+    ) -> None:
+        if api not in ("llama", "openai"):
+            raise ValueError(f"unknown LLM API {api!r} (llama, openai)")
+        self.base_url = base_url.rstrip("/")
+        self.api = api
+        self.model = model
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout_s, sock_read=read_timeout_s
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, force_close=False)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _request(self, voice: str, text: str, params: SamplingParams) -> tuple[str, dict[str, Any]]:
+        if self.api == "llama":
+            return "/completion", {
+                "prompt": native_prompt(voice, text),
+                "n_predict": params.max_tokens,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "repeat_penalty": params.repetition_penalty,
+                "stream": True,
+                "return_tokens": True,
+                "cache_prompt": True,
+                "stop": [],
+            }
+        return "/v1/completions", {
+            "model": self.model,
+            "prompt": text_prompt(voice, text),
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "repetition_penalty": params.repetition_penalty,
+            "repeat_penalty": params.repetition_penalty,
+            "stream": True,
+        }
+
+    async def stream_tokens(
+        self, voice: str, text: str, params: SamplingParams
+    ) -> AsyncIterator[list[int]]:
+        """Token ids in the order generated, in batches as they arrive from the network.
+
+        Ends after end-of-speech, at the backend's own end, or raises a BackendError.
+        """
+        path, body = self._request(voice, text, params)
+        try:
+            response = await self._http().post(self.base_url + path, data=orjson.dumps(body),
+                                               headers={"Content-Type": "application/json"})
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise BackendUnavailable("the LLM backend can't be reached") from exc
+        try:
+            if response.status != 200:
+                raise BackendUnavailable(f"the LLM backend answered HTTP {response.status}")
+            async for ids in self._read_events(response):
+                if END_OF_SPEECH in ids or EOT in ids:
+                    stop = min(i for i, t in enumerate(ids) if t in (END_OF_SPEECH, EOT))
+                    if stop:
+                        yield ids[:stop]
+                    return
+                if ids:
+                    yield ids
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise BackendError("the LLM backend stream broke off") from exc
+        finally:
+            response.close()  # not release(): an unfinished stream must drop the connection
+
+    async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[int]]:
+        """Batches of token ids, one batch per network read; ends at the backend's stop."""
+        buffer = b""
+        finished = False
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            lines = buffer.split(b"\n")
+            buffer = lines.pop()
+            ids: list[int] = []
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    finished = True
+                    break
+                try:
+                    event = orjson.loads(payload)
+                except orjson.JSONDecodeError as exc:
+                    raise BackendProtocolError("the LLM backend sent malformed JSON") from exc
+                done = self._event_tokens(event, ids)
+                if done:
+                    finished = True
+                    break
+            if ids:
+                yield ids
+            if finished:
+                return
+        raise BackendError("the LLM backend stream ended without a stop")
+
+    def _event_tokens(self, event: Any, ids: list[int]) -> bool:
+        """Appends the event's token ids; True when the event ends the generation."""
+        if not isinstance(event, dict):
+            raise BackendProtocolError("the LLM backend sent an unexpected event")
+        if "error" in event:
+            raise BackendUnavailable("the LLM backend reported an error")
+        if self.api == "llama":
+            tokens = event.get("tokens")
+            if isinstance(tokens, list) and tokens:
+                ids.extend(int(t) for t in tokens)
+            else:
+                content = event.get("content") or ""
+                found = parse_custom_token(content)
+                if content.strip() and not found:
+                    raise BackendProtocolError("the LLM backend streamed text, not audio tokens")
+                ids.extend(found)
+            return bool(event.get("stop"))
+        choices = event.get("choices") or []
+        if not choices:
+            return False
+        choice = choices[0]
+        text = choice.get("text") or ""
+        found = parse_custom_token(text)
+        if text.strip() and not found:
+            raise BackendProtocolError("the LLM backend streamed text, not audio tokens")
+        ids.extend(found)
+        return choice.get("finish_reason") is not None
+
+    async def health(self) -> dict[str, Any]:
+        """``{"status": "ok"|"unavailable", "slots": ...}``; never raises."""
+        result: dict[str, Any] = {"url": self.base_url, "api": self.api}
+        try:
+            async with self._http().get(
+                self.base_url + "/health", timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                result["status"] = "ok" if response.status == 200 else "unavailable"
+                result["http_status"] = response.status
+            if self.api == "llama" and result["status"] == "ok":
+                async with self._http().get(
+                    self.base_url + "/slots", timeout=aiohttp.ClientTimeout(total=3)
+                ) as response:
+                    if response.status == 200:
+                        slots = await response.json(loads=orjson.loads)
+                        if isinstance(slots, list):
+                            busy = sum(1 for s in slots if s.get("is_processing"))
+                            result["slots"] = {"total": len(slots), "busy": busy}
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            result.setdefault("status", "unavailable")
+        return result

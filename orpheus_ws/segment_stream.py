@@ -1,0 +1,193 @@
+"""One segment: an LLM generation -> frames -> decoded PCM chunks, as an async iterator.
+
+Tokens are read by a producer task while the consumer decodes, so generation never waits for
+decoding. Leaving the iterator early cancels the producer, which closes the LLM request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .decoder import DecoderService
+from .exceptions import BackendProtocolError, OrpheusError
+from .llm import LLMClient, SamplingParams
+from .schedule import ChunkSchedule, affordable_frames
+from .tokens import SAMPLE_RATE, Frame, FrameParser, InvalidAudioToken
+
+# Frames of left history a window may carry so the decoder can pad it to share a call.
+HISTORY_FRAMES = 32
+
+
+class PlayoutClock:
+    """Estimates how much audio a real-time listener still has in hand.
+
+    Shared by every segment of one utterance. Each chunk handed to the listener extends the time
+    its buffer lasts; a listener that ran dry resumes when the next chunk arrives.
+    """
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self.started: float | None = None
+
+    def sent(self, samples: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.started is None:
+            self.started = now
+        self._until = max(self._until, now) + samples / SAMPLE_RATE
+
+    def buffered_s(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        return max(0.0, self._until - now)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTuning:
+    """Knobs of the chunk schedule and batching (measured in BENCHMARKS.md)."""
+
+    max_new_frames: int = 16
+    max_batch_wait_s: float = 0.05
+    margin_s: float = 0.05
+    initial_frame_interval_s: float = 7 / 82
+
+
+@dataclass(slots=True)
+class AudioChunk:
+    """Int16 PCM at 24 kHz of frames ``frame_start..frame_start+frames`` of a segment."""
+
+    pcm: np.ndarray
+    segment: int
+    frame_start: int
+    frames: int
+    final: bool
+    ready_at: float
+    window_ready_at: float
+    decode_s: float
+
+    @property
+    def samples(self) -> int:
+        return int(self.pcm.shape[0])
+
+
+async def stream_segment(
+    llm: LLMClient,
+    decoder: DecoderService,
+    *,
+    voice: str,
+    text: str,
+    params: SamplingParams,
+    segment: int = 0,
+    clock: PlayoutClock | None = None,
+    tuning: StreamTuning = StreamTuning(),
+) -> AsyncIterator[AudioChunk]:
+    """The segment's audio, every frame exactly once: F frames give F x 2048 samples.
+
+    ``clock=None`` means no one is listening in real time (a whole-file request): windows are
+    as large and batched as the tuning allows.
+    """
+    frames: list[Frame] = []
+    arrivals: list[float] = []
+    state: dict[str, object] = {"ended": False, "error": None}
+    wake = asyncio.Event()
+    schedule = ChunkSchedule(max_new_frames=tuning.max_new_frames)
+    pad = decoder.pad_windows
+
+    async def produce() -> None:
+        parser = FrameParser()
+        try:
+            async for ids in llm.stream_tokens(voice, text, params):
+                got = parser.feed(ids)
+                if got:
+                    frames.extend(got)
+                    now = time.monotonic()
+                    arrivals.extend([now] * len(got))
+                    wake.set()
+        except InvalidAudioToken as exc:
+            state["error"] = BackendProtocolError("the LLM backend streamed invalid audio tokens")
+            state["cause"] = exc
+        except OrpheusError as exc:
+            state["error"] = exc
+        finally:
+            state["ended"] = True
+            wake.set()
+
+    producer = asyncio.get_running_loop().create_task(produce(), name=f"llm-segment-{segment}")
+    codes: tuple[list[int], list[int], list[int]] = ([], [], [])
+    try:
+        while True:
+            wake.clear()
+            ended = bool(state["ended"])
+            target, wait_s = _plan(clock, arrivals, decoder, tuning)
+            window = schedule.next_window(len(frames), ended, target)
+            if window is None:
+                if ended:
+                    break
+                await wake.wait()
+                continue
+            _extend_codes(codes, frames)
+            first = max(0, window.end - HISTORY_FRAMES) if pad else window.start
+            c0 = np.asarray(codes[0][first : window.end], dtype=np.int64)
+            c1 = np.asarray(codes[1][2 * first : 2 * window.end], dtype=np.int64)
+            c2 = np.asarray(codes[2][4 * first : 4 * window.end], dtype=np.int64)
+            window_ready = arrivals[window.end - 1]
+            started = time.monotonic()
+            pcm = await decoder.decode(
+                (c0, c1, c2), first=first, need=window.frames,
+                emit_start=window.emit_start, emit_end=window.emit_end,
+                max_wait_s=0.0 if window.emit_start == 0 else wait_s,
+            )
+            now = time.monotonic()
+            final = bool(state["ended"]) and window.emit_end == len(frames)
+            if clock is not None:
+                clock.sent(pcm.shape[0], now)
+            yield AudioChunk(
+                pcm=pcm, segment=segment, frame_start=window.emit_start,
+                frames=window.new_frames, final=final, ready_at=now,
+                window_ready_at=window_ready, decode_s=now - started,
+            )
+        error = state["error"]
+        if isinstance(error, OrpheusError):
+            raise error
+        if not frames:
+            raise BackendProtocolError("the LLM backend produced no audio for the segment")
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
+def _extend_codes(codes: tuple[list[int], list[int], list[int]], frames: list[Frame]) -> None:
+    """Appends the codebook entries of frames not yet in ``codes`` (frame layout, tokens.py)."""
+    for frame in frames[len(codes[0]) :]:
+        f = frame.codes
+        codes[0].append(f[0])
+        codes[1].extend((f[1], f[4]))
+        codes[2].extend((f[2], f[3], f[5], f[6]))
+
+
+def _plan(
+    clock: PlayoutClock | None,
+    arrivals: list[float],
+    decoder: DecoderService,
+    tuning: StreamTuning,
+) -> tuple[int, float]:
+    """(new frames to wait for, how long a window may wait for batch company)."""
+    if clock is None:
+        return tuning.max_new_frames, tuning.max_batch_wait_s
+    interval = tuning.initial_frame_interval_s
+    if len(arrivals) >= 4:
+        span = arrivals[-1] - arrivals[-4]
+        interval = max(span / 3, 0.0)
+    per_frame = decoder.seconds_per_frame
+    buffered = clock.buffered_s()
+    target = affordable_frames(
+        buffered, interval, per_frame, margin_s=tuning.margin_s, cap=tuning.max_new_frames
+    )
+    slack = buffered - tuning.margin_s - (target + 2) * per_frame
+    return target, max(0.0, min(tuning.max_batch_wait_s, slack))
+

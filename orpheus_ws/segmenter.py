@@ -1,0 +1,153 @@
+"""Text into speakable segments (no I/O).
+
+``split_text`` cuts a whole text at sentence boundaries into segments that fit the
+per-segment token budget. ``IncrementalSegmenter`` does the same for text that arrives in
+pieces: it releases a segment as soon as its end is certain, so the same text gives the same
+segments however it was cut into pieces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Orpheus writes about 82 audio tokens per second of speech and English is spoken at about
+# 14 characters a second, so one character costs about 6 tokens.
+TOKENS_PER_CHAR = 6.0
+
+_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)|\n+")
+_CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
+
+
+def chars_for_tokens(max_tokens: int) -> int:
+    """The longest segment, in characters, that ``max_tokens`` audio tokens can speak."""
+    return max(8, int(max_tokens / TOKENS_PER_CHAR))
+
+
+def _cut_long(text: str, max_chars: int) -> list[str]:
+    """Cuts text longer than max_chars at clause ends, else at spaces, else hard."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > max_chars:
+        head = rest[: max_chars + 1]
+        cut = -1
+        for match in _CLAUSE_END.finditer(head):
+            cut = match.end()
+        if cut <= 0:
+            cut = head.rfind(" ")
+        if cut <= 0:
+            cut = max_chars
+        pieces.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    if rest:
+        pieces.append(rest)
+    return [p for p in pieces if p]
+
+
+def sentences(text: str) -> list[str]:
+    out: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        piece = text[start : match.end()].strip()
+        if piece:
+            out.append(piece)
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def split_text(text: str, max_chars: int) -> list[str]:
+    """Whole text into segments of at most ``max_chars``, packing short sentences together."""
+    segments: list[str] = []
+    current = ""
+    for sentence in sentences(text):
+        for piece in _cut_long(sentence, max_chars):
+            joined = f"{current} {piece}" if current else piece
+            if len(joined) <= max_chars:
+                current = joined
+            else:
+                segments.append(current)
+                current = piece
+    if current:
+        segments.append(current)
+    return segments
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterConfig:
+    """``mode``: ``auto`` buffers into sentences; ``none`` speaks each piece as sent."""
+
+    mode: str = "auto"
+    max_chars: int = 85
+    first_segment_min_chars: int = 40
+
+
+class IncrementalSegmenter:
+    """Gathers text pieces and releases segments whose end is certain."""
+
+    def __init__(self, config: SegmenterConfig) -> None:
+        self.config = config
+        self._buffer = ""
+        self._cuts = 0
+        self.released = 0
+
+    @property
+    def buffered(self) -> str:
+        return self._buffer
+
+    def push(self, piece: str) -> list[str]:
+        """Adds a piece; returns the segments now ready, in order."""
+        if self.config.mode == "none":
+            return self._release(_cut_long(piece, self.config.max_chars))
+        self._buffer += piece
+        out: list[str] = []
+        while True:
+            cut = self._next_cut()
+            if cut is None:
+                break
+            segment, self._buffer = self._buffer[:cut], self._buffer[cut:]
+            self._cuts += 1
+            out.extend(_cut_long(segment, self.config.max_chars))
+        return self._release(out)
+
+    def flush(self) -> list[str]:
+        """Releases everything buffered, whatever its end."""
+        segment, self._buffer = self._buffer, ""
+        if segment.strip():
+            self._cuts += 1
+        return self._release(_cut_long(segment, self.config.max_chars))
+
+    def _release(self, segments: list[str]) -> list[str]:
+        segments = [s for s in segments if s.strip()]
+        self.released += len(segments)
+        return segments
+
+    def _next_cut(self) -> int | None:
+        """The earliest certain cut; the rules see only text whose end is known, so the cuts
+        are the same however the text was split into pieces."""
+        text = self._buffer
+        limit = self.config.max_chars
+        candidates: list[int] = []
+        match = _SENTENCE_END.search(text)
+        if match is not None and match.end() <= limit + 1:
+            candidates.append(match.end())
+        if self._cuts == 0:
+            for clause in _CLAUSE_END.finditer(text[: limit + 1]):
+                if clause.end() >= self.config.first_segment_min_chars:
+                    candidates.append(clause.end())
+                    break
+        if candidates:
+            return min(candidates)
+        if len(text) >= limit + 2:
+            # No sentence end within reach: cut at the last clause end or space, so the
+            # piece fits the token budget.
+            head = text[: limit + 1]
+            cut = -1
+            for clause in _CLAUSE_END.finditer(head):
+                cut = clause.end()
+            if cut <= 0:
+                cut = head.rfind(" ")
+            return cut if cut > 0 else limit
+        return None
