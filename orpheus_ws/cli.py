@@ -60,10 +60,10 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     if args.workers and int(args.workers) > 1:
         uvicorn.run("orpheus_ws.app:app", host=settings.host, port=settings.port,
-                    workers=int(args.workers), log_level=settings.log_level, ws="websockets")
+                    workers=int(args.workers), log_level=settings.log_level, ws="websockets-sansio")
     else:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level=settings.log_level, ws="websockets")
+                    log_level=settings.log_level, ws="websockets-sansio")
     return 0
 
 
