@@ -44,6 +44,7 @@ class DecodeRequest:
     emit_end: int
     deadline: float
     future: asyncio.Future[np.ndarray] = field(repr=False)
+    timing: dict[str, float] | None = None
 
     @property
     def last(self) -> int:
@@ -134,9 +135,11 @@ class DecoderService:
         emit_start: int,
         emit_end: int,
         max_wait_s: float = 0.0,
+        timing: dict[str, float] | None = None,
     ) -> np.ndarray:
         """Int16 PCM of frames ``emit_start..emit_end`` from a window of the last ``need``
-        frames of ``codes`` (frames ``first..``). Waits at most ``max_wait_s`` for company."""
+        frames of ``codes`` (frames ``first..``). Waits at most ``max_wait_s`` for company.
+        ``timing``, if given, receives ``call_s``: how long the decode call itself took."""
         if self._task is None:
             await self.start()
         loop = asyncio.get_running_loop()
@@ -144,7 +147,7 @@ class DecoderService:
             c0=codes[0], c1=codes[1], c2=codes[2], first=first, need=need,
             emit_start=emit_start, emit_end=emit_end,
             deadline=loop.time() + (max_wait_s if self.batching else 0.0),
-            future=loop.create_future(),
+            future=loop.create_future(), timing=timing,
         )
         self._pending.append(request)
         self._wakeup.set()
@@ -219,6 +222,8 @@ class DecoderService:
             start = request.last - length
             lo = (request.emit_start - start) * SAMPLES_PER_FRAME
             hi = (request.emit_end - start) * SAMPLES_PER_FRAME
+            if request.timing is not None:
+                request.timing["call_s"] = elapsed
             if not request.future.done():
                 request.future.set_result(pcm[row, lo:hi])
 

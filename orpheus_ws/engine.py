@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +91,25 @@ class Engine:
         self.tuning = tuning
         self.lookahead = lookahead
         self.in_flight = 0
+        # Server-added latency of each context's first audio (ms): sent - window complete -
+        # decode call (BENCHMARKS.md, measurement 4). Bounded.
+        self.first_audio_added_ms: deque[float] = deque(maxlen=100_000)
+        self.first_audio_count = 0
+
+    def record_first_audio(self, chunk: AudioChunk, sent_at: float) -> None:
+        self.first_audio_added_ms.append((sent_at - chunk.window_ready_at - chunk.decode_s) * 1e3)
+        self.first_audio_count += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for benchmarks: decoder calls, first-audio latencies, process CPU."""
+        times = os.times()
+        return {
+            "decoder": self.decoder.stats.as_dict(),
+            "first_audio_added_ms": list(self.first_audio_added_ms),
+            "first_audio_count": self.first_audio_count,
+            "generations_in_flight": self.in_flight,
+            "process_cpu_s": times.user + times.system,
+        }
 
     def check_voice(self, voice: str) -> None:
         if voice not in self.voices:

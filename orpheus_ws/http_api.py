@@ -115,6 +115,7 @@ class HttpApi:
             Route("/", self.index, methods=["GET"]),
             Route("/health", self.health, methods=["GET"]),
             Route("/api/voices", self.voices, methods=["GET"]),
+            Route("/api/stats", self.stats, methods=["GET"]),
             Route("/api/tts", self.tts_json, methods=["POST"]),
             Route("/api/tts/wav", self.tts_wav, methods=["POST"]),
             Route("/api/tts/stream", self.tts_stream, methods=["POST"]),
@@ -141,6 +142,9 @@ class HttpApi:
         info = await self.engine.health()
         ok = info["backend"]["status"] == "ok"
         return JSONResponse({"status": "healthy" if ok else "degraded", **info})
+
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.engine.stats())
 
     async def voices(self, request: Request) -> Response:
         return JSONResponse({"voices": self.engine.voices, "default": self.default_voice,

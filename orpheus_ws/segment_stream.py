@@ -66,8 +66,8 @@ class AudioChunk:
     frames: int
     final: bool
     ready_at: float
-    window_ready_at: float
-    decode_s: float
+    window_ready_at: float  # when the token completing the window arrived
+    decode_s: float  # the decode call's own time
 
     @property
     def samples(self) -> int:
@@ -135,11 +135,11 @@ async def stream_segment(
             c1 = np.asarray(codes[1][2 * first : 2 * window.end], dtype=np.int64)
             c2 = np.asarray(codes[2][4 * first : 4 * window.end], dtype=np.int64)
             window_ready = arrivals[window.end - 1]
-            started = time.monotonic()
+            timing: dict[str, float] = {}
             pcm = await decoder.decode(
                 (c0, c1, c2), first=first, need=window.frames,
                 emit_start=window.emit_start, emit_end=window.emit_end,
-                max_wait_s=0.0 if window.emit_start == 0 else wait_s,
+                max_wait_s=0.0 if window.emit_start == 0 else wait_s, timing=timing,
             )
             now = time.monotonic()
             final = bool(state["ended"]) and window.emit_end == len(frames)
@@ -148,7 +148,7 @@ async def stream_segment(
             yield AudioChunk(
                 pcm=pcm, segment=segment, frame_start=window.emit_start,
                 frames=window.new_frames, final=final, ready_at=now,
-                window_ready_at=window_ready, decode_s=now - started,
+                window_ready_at=window_ready, decode_s=timing.get("call_s", 0.0),
             )
         error = state["error"]
         if isinstance(error, OrpheusError):

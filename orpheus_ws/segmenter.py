@@ -15,7 +15,9 @@ from dataclasses import dataclass
 # 14 characters a second, so one character costs about 6 tokens.
 TOKENS_PER_CHAR = 6.0
 
-_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)|\n+")
+# One newline per match: a greedy "\n+" would cut differently when a run of newlines arrives
+# split across pieces (its end, checked against max_chars, depends on what has arrived).
+_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)|\n")
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
 
 

@@ -70,6 +70,7 @@ class Outgoing:
     data: str | bytes | Callable[[], str]
     context: Context | None = None
     samples: int = 0
+    first_audio: AudioChunk | None = None  # set on a context's first frame, for the latency
 
     @property
     def size(self) -> int:
@@ -205,6 +206,8 @@ class Connection:
                     await asyncio.wait_for(self.ws.send_bytes(data), timeout)
                     if item.context is not None:
                         item.context.samples_sent += item.samples
+                    if item.first_audio is not None:
+                        self.engine.record_first_audio(item.first_audio, time.monotonic())
                 else:
                     await asyncio.wait_for(self.ws.send_text(data), timeout)
             except TimeoutError:
@@ -212,8 +215,8 @@ class Connection:
                                       f"did not read for {timeout:g} s") from None
 
     def enqueue(self, data: str | bytes | Callable[[], str], context: Context | None = None,
-                samples: int = 0) -> None:
-        item = Outgoing(data, context, samples)
+                samples: int = 0, first_audio: AudioChunk | None = None) -> None:
+        item = Outgoing(data, context, samples, first_audio)
         self.outgoing.append(item)
         self.outgoing_bytes += item.size
         self.wake_sender.set()
@@ -327,7 +330,7 @@ class Connection:
                     flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
                         (FLAG_SEGMENT_END if item.final else 0)
                     self.send_audio(runtime, runtime.converter.convert(item.pcm), item.segment,
-                                    flags)
+                                    flags, item)
                     context.frames += item.frames
                     context.source_samples += item.samples
                 elif isinstance(item, SegmentStarted):
@@ -382,7 +385,8 @@ class Connection:
         if tail:
             self.send_audio(runtime, tail, max(0, segment - 1), 0)
 
-    def send_audio(self, runtime: Runtime, payload: bytes, segment: int, flags: int) -> None:
+    def send_audio(self, runtime: Runtime, payload: bytes, segment: int, flags: int,
+                   chunk: AudioChunk | None = None) -> None:
         context = runtime.context
         if not context.live or not payload:
             return
@@ -395,9 +399,10 @@ class Connection:
         context.sequence += 1
         context.samples_queued += samples
         runtime.segment_samples += samples
-        if context.first_audio_at is None:
+        first = context.first_audio_at is None
+        if first:
             context.first_audio_at = time.monotonic()
-        self.enqueue(frame, context, samples)
+        self.enqueue(frame, context, samples, chunk if first else None)
 
     @staticmethod
     def ms(context: Context, samples: int) -> float:

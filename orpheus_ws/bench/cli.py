@@ -1,13 +1,93 @@
-"""``orpheus-ws bench``: arguments and dispatch (filled in by the throughput work)."""
+"""``orpheus-ws bench SCENARIO``: the measurements of BENCHMARKS.md, or a custom load.
+
+Scenarios: ``overhead`` (1), ``efficiency`` (2), ``batching`` (3 and 4), ``realtime`` (5),
+``all`` (every one), ``load`` (a custom load against a running server: --url). Each prints a
+table and writes JSON (--out). Without --snac-model, SNAC with random weights (same network,
+same cost) is written to a temporary folder, so no weights are downloaded.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import scenarios
+from .load import run_load, summarize
+
+SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "all", "load")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", nargs="?", default="load")
+    parser.add_argument("scenario", choices=SCENARIOS)
+    parser.add_argument("--snac-model", default=None,
+                        help="SNAC weights (repo id or folder); default: random weights")
+    parser.add_argument("--streams", type=int, default=None, help="concurrent sessions")
+    parser.add_argument("--tokens-per-second", type=float, default=100.0,
+                        help="stand-in LLM speed per stream")
+    parser.add_argument("--frames", type=int, default=None, help="frames per utterance")
+    parser.add_argument("--out", default="bench-results/bench.json", help="JSON output")
+    parser.add_argument("--url", default="http://127.0.0.1:9100",
+                        help="load: a running orpheus_ws server")
+    parser.add_argument("--contexts", type=int, default=2, help="load: utterances per session")
+    parser.add_argument("--paced", action="store_true",
+                        help="load: send text word by word at an LLM's pace")
+    parser.add_argument("--text", default=scenarios.SENTENCE, help="load: the text to speak")
+
+
+def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
+    out = dict(defaults)
+    if args.streams:
+        out["streams"] = args.streams
+    if args.frames:
+        out["frames"] = args.frames
+    out["tps"] = args.tokens_per_second
+    return out
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    raise SystemExit("orpheus-ws bench: not built yet")
+    snac_model = args.snac_model
+    if snac_model is None and args.scenario != "load":
+        from ..codec import save_random_snac
+
+        snac_model = str(save_random_snac(Path(tempfile.mkdtemp(prefix="snac-random-"))))
+    report: dict[str, Any] = {"machine": scenarios.machine(), "scenario": args.scenario,
+                              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    chosen = ["overhead", "efficiency", "batching", "realtime"] if args.scenario == "all" \
+        else [args.scenario]
+    for name in chosen:
+        if name == "load":
+            results = asyncio.run(run_load(
+                args.url.replace("http://", "ws://") + "/api/tts/ws",
+                streams=args.streams or 4, contexts=args.contexts, text=args.text,
+                paced=args.paced))
+            report["load"] = summarize(results)
+            _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
+            continue
+        kwargs = _kwargs(args)
+        if name == "efficiency":
+            kwargs.pop("streams", None)
+        result = getattr(scenarios, name)(snac_model, **kwargs)
+        report[name] = result
+        _print_table(name, result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nJSON written to {out}")
+    met = [report[n].get("met", True) for n in chosen if n != "load"]
+    return 0 if all(met) else 1
+
+
+def _print_table(name: str, result: dict[str, Any]) -> None:
+    print(f"\n== {name} ==")
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"  {key}:")
+            for k, v in value.items():
+                print(f"    {k:<28} {v}")
+        else:
+            print(f"  {key:<30} {value}")

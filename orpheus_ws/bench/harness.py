@@ -1,0 +1,100 @@
+"""Processes a benchmark runs: the stand-in LLM server and the orpheus_ws server, each a
+subprocess on 127.0.0.1 stopped by its own handle; the server's CPU time read with psutil."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout} s: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def process(args: list[str], health_url: str, *, env: dict[str, str] | None = None,
+            timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
+    log = Path(tempfile.mkstemp(prefix="orpheus-bench-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})})
+        try:
+            _wait_http(health_url, proc, log, timeout)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def standin(tokens_per_second: float, slots: int, frames: int | None) -> Iterator[str]:
+    """A stand-in llama-server process; yields its URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "orpheus_ws.devtools.standin_llm", "--port", str(port),
+            "--tokens-per-second", str(tokens_per_second), "--slots", str(slots)]
+    if frames:
+        args += ["--frames", str(frames)]
+    url = f"http://127.0.0.1:{port}"
+    with process(args, url + "/health"):
+        yield url
+
+
+@contextlib.contextmanager
+def orpheus_server(llm_url: str, snac_model: str, **settings: Any
+                   ) -> Iterator[tuple[str, psutil.Process]]:
+    """An orpheus_ws server process; yields (base URL, its psutil handle)."""
+    port = free_port()
+    env = {"ORPHEUS_WS_HOST": "127.0.0.1", "ORPHEUS_WS_PORT": str(port),
+           "ORPHEUS_WS_LLM_URL": llm_url, "ORPHEUS_WS_SNAC_MODEL": snac_model,
+           "ORPHEUS_WS_LOG_LEVEL": "warning"}
+    for name, value in settings.items():
+        env["ORPHEUS_WS_" + name.upper()] = ("1" if value else "0") if isinstance(value, bool) \
+            else str(value)
+    url = f"http://127.0.0.1:{port}"
+    with process([sys.executable, "-m", "orpheus_ws.cli", "serve"], url + "/api/stats",
+                 env=env, timeout=120) as proc:
+        yield url, psutil.Process(proc.pid)
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def server_stats(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/api/stats", timeout=10) as response:
+        result: dict[str, Any] = orjson.loads(response.read())
+        return result

@@ -1,0 +1,129 @@
+"""The five measurements of BENCHMARKS.md, each one function returning a JSON-able dict.
+
+Every ratio is measured side by side within one run, since the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from typing import Any
+
+from .harness import cpu_seconds, orpheus_server, server_stats, standin
+from .load import percentile, run_load, summarize
+
+SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
+
+
+def _ws(url: str) -> str:
+    return url.replace("http://", "ws://") + "/api/tts/ws"
+
+
+def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, paced: bool,
+             server: dict[str, Any], jitter_s: float = 0.2) -> dict[str, Any]:
+    """One server process under load: CPU, decoder calls and latencies over the run."""
+    with orpheus_server(llm_url, snac_model, **server) as (url, proc):
+        before, cpu0 = server_stats(url), cpu_seconds(proc)
+        wall0 = time.monotonic()
+        results = asyncio.run(run_load(_ws(url), streams=streams, contexts=contexts,
+                                       text=SENTENCE, paced=paced, jitter_s=jitter_s))
+        wall = time.monotonic() - wall0
+        cpu, after = cpu_seconds(proc) - cpu0, server_stats(url)
+    summary = summarize(results)
+    calls = after["decoder"]["calls"] - before["decoder"]["calls"]
+    windows = after["decoder"]["windows"] - before["decoder"]["windows"]
+    busy = after["decoder"]["busy_s"] - before["decoder"]["busy_s"]
+    latencies = after["first_audio_added_ms"][len(before["first_audio_added_ms"]):]
+    audio = summary["audio_s"]
+    summary.update({
+        "streams": streams, "wall_s": round(wall, 2),
+        "server_cpu_s": round(cpu, 3),
+        "server_cpu_s_per_audio_s": round(cpu / audio, 5) if audio else None,
+        "decoder_busy_s": round(busy, 3),
+        "decode_calls": calls, "decode_windows": windows,
+        "mean_batch": round(windows / calls, 2) if calls else None,
+        "calls_per_audio_s": round(calls / audio, 4) if audio else None,
+        "added_latency_ms_p50": round(percentile(latencies, 50), 2),
+        "added_latency_ms_p99": round(percentile(latencies, 99), 2),
+        "added_latency_samples": len(latencies),
+    })
+    return summary
+
+
+def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int = 48
+             ) -> dict[str, Any]:
+    """1: server CPU per second of audio, pass-through codec, stand-in at ``tps``."""
+    with standin(tps, streams, frames) as llm:
+        run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
+                       paced=False, server={"codec": "passthrough"})
+    value = run["server_cpu_s_per_audio_s"]
+    return {"name": "overhead", "target": "<= 0.01 CPU-s per audio-s (1 % of a core per "
+            "real-time stream)", "value": value, "met": value is not None and value <= 0.01,
+            "run": _strip(run)}
+
+
+def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int = 48
+             ) -> dict[str, Any]:
+    """3 and 4: decode calls per audio second with batching on vs off, and the latency the
+    server adds to first audio (batching on), pass-through codec."""
+    with standin(tps, streams, frames) as llm:
+        on = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
+                      paced=False, server={"codec": "passthrough", "batching": True})
+        off = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
+                       paced=False, server={"codec": "passthrough", "batching": False})
+    ratio = on["calls_per_audio_s"] / off["calls_per_audio_s"] if off["calls_per_audio_s"] \
+        else None
+    p50, p99 = on["added_latency_ms_p50"], on["added_latency_ms_p99"]
+    return {
+        "name": "batching", "target": "calls per audio-s on/off <= 1/8; added latency p50 <= "
+        "5 ms, p99 <= 20 ms", "calls_ratio": round(ratio, 4) if ratio else None,
+        "mean_batch": on["mean_batch"], "added_latency_ms_p50": p50,
+        "added_latency_ms_p99": p99,
+        "met": bool(ratio is not None and ratio <= 1 / 8 and p50 <= 5 and p99 <= 20),
+        "batching_on": _strip(on), "batching_off": _strip(off),
+    }
+
+
+def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int = 96
+             ) -> dict[str, Any]:
+    """5: real SNAC on this CPU, stand-in at ``tps``: underruns after the first second."""
+    with standin(tps, streams, frames) as llm:
+        run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
+                       paced=False, server={"codec": "snac", "device": "cpu"})
+    return {"name": "realtime", "target": f"{streams} streams, no underrun after 1 s",
+            "underruns_after_1s": run["underruns_after_1s"],
+            "underruns_first_1s": run["underruns_first_1s"],
+            "met": run["underruns_after_1s"] == 0 and run["exact"] == run["contexts"],
+            "run": _strip(run)}
+
+
+def efficiency(snac_model: str, tps: float = 100.0, frames: int = 96, repeats: int = 2
+               ) -> dict[str, Any]:
+    """2: CPU of streamed decoding of an utterance against one decode of the same frames."""
+    from .efficiency import measure_efficiency
+
+    with standin(tps, 2, frames) as llm:
+        result = asyncio.run(measure_efficiency(llm, snac_model, repeats=repeats))
+    ratio = result["ratio"]
+    return {"name": "efficiency", "target": "streamed / one-shot decode CPU <= 1.3",
+            "value": ratio, "met": ratio <= 1.3, **result}
+
+
+def _strip(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k != "results"}
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(), "platform": platform.platform()}
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
