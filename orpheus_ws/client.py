@@ -225,7 +225,7 @@ class OrpheusClient:
         except websockets.ConnectionClosed:
             pass
         finally:
-            close = getattr(self.connection, "close_rcvd", None)
+            close = self.connection.protocol.close_rcvd  # the close frame the server sent
             if close is not None:
                 self.close_code, self.close_reason = close.code, close.reason
             for handle in self.contexts.values():

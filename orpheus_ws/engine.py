@@ -183,7 +183,8 @@ class Engine:
                     await slots.acquire()
                     out: asyncio.Queue[Any] = asyncio.Queue()
                     tasks.add(loop.create_task(run(index, text, out), name=f"segment-{index}"))
-                    order.put_nowait((index, text, out))
+                    # the segment starts when its generation does, not when its turn comes
+                    order.put_nowait((index, text, out, time.monotonic()))
                     index += 1
                 order.put_nowait(_END)
             except Exception as exc:  # the segment source failed: end the stream with it
@@ -197,8 +198,7 @@ class Engine:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                index, text, out = item
-                started = time.monotonic()
+                index, text, out, started = item
                 first_audio = 0.0
                 frames = samples = 0
                 yield SegmentStarted(index, text)

@@ -42,16 +42,20 @@ def affordable_frames(
     frame_interval_s: float,
     decode_s_per_frame: float,
     *,
+    ready: int = 0,
     margin_s: float = 0.05,
     cap: int = 16,
 ) -> int:
-    """How many new frames a window may gather before the listener runs dry.
+    """How many new frames a window may hold without the listener running dry.
 
-    Gathering k frames takes about k frame intervals of generation, and the window then costs
-    (k + 2) frames of decoding; both must fit in the audio the listener still has, less a margin.
+    ``ready`` frames are already in; gathering k frames takes k - ready more frame intervals of
+    generation, and the window then costs (k + 2) frames of decoding; both must fit in the
+    audio the listener still has, less a margin.
     """
-    spendable = buffered_s - margin_s - 2 * decode_s_per_frame
-    per_frame = max(frame_interval_s, 0.0) + max(decode_s_per_frame, 0.0)
+    interval = max(frame_interval_s, 0.0)
+    decode = max(decode_s_per_frame, 0.0)
+    spendable = buffered_s - margin_s - 2 * decode + ready * interval
+    per_frame = interval + decode
     if spendable <= 0:
         return 1
     if per_frame <= 0:
@@ -75,6 +79,10 @@ class ChunkSchedule:
         self.max_new_frames = max_new_frames
         self.context = context
         self.emitted = 0
+
+    def ready(self, received: int) -> int:
+        """New frames that have their right-hand context in."""
+        return max(0, received - self.emitted - self.context)
 
     def next_window(self, received: int, ended: bool, target: int = 1) -> Window | None:
         start = self.emitted

@@ -27,21 +27,31 @@ HISTORY_FRAMES = 32
 class PlayoutClock:
     """Estimates how much audio a real-time listener still has in hand.
 
-    Shared by every segment of one utterance. Each chunk handed to the listener extends the time
-    its buffer lasts; a listener that ran dry resumes when the next chunk arrives.
+    Shared by every segment of one utterance. The listener starts playing once it holds
+    ``start_after_s`` of audio (its jitter buffer, 0: at the first chunk); each chunk extends
+    the time its buffer lasts, and a listener that ran dry resumes when the next chunk arrives.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start_after_s: float = 0.0) -> None:
+        self.start_after_s = start_after_s
         self._until = 0.0
+        self._held = 0.0
         self.started: float | None = None
 
     def sent(self, samples: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        seconds = samples / SAMPLE_RATE
         if self.started is None:
-            self.started = now
-        self._until = max(self._until, now) + samples / SAMPLE_RATE
+            self._held += seconds
+            if self._held >= self.start_after_s:
+                self.started = now
+                self._until = now + self._held
+            return
+        self._until = max(self._until, now) + seconds
 
     def buffered_s(self, now: float | None = None) -> float:
+        if self.started is None:
+            return self._held
         now = time.monotonic() if now is None else now
         return max(0.0, self._until - now)
 
@@ -122,7 +132,8 @@ async def stream_segment(
         while True:
             wake.clear()
             ended = bool(state["ended"])
-            target, wait_s = _plan(clock, arrivals, decoder, tuning)
+            target, wait_s = _plan(clock, arrivals, decoder, tuning,
+                                   schedule.ready(len(frames)))
             window = schedule.next_window(len(frames), ended, target)
             if window is None:
                 if ended:
@@ -139,7 +150,7 @@ async def stream_segment(
             pcm = await decoder.decode(
                 (c0, c1, c2), first=first, need=window.frames,
                 emit_start=window.emit_start, emit_end=window.emit_end,
-                max_wait_s=0.0 if window.emit_start == 0 else wait_s, timing=timing,
+                max_wait_s=wait_s, timing=timing,
             )
             now = time.monotonic()
             final = bool(state["ended"]) and window.emit_end == len(frames)
@@ -175,8 +186,13 @@ def _plan(
     arrivals: list[float],
     decoder: DecoderService,
     tuning: StreamTuning,
+    ready: int,
 ) -> tuple[int, float]:
-    """(new frames to wait for, how long a window may wait for batch company)."""
+    """(new frames to wait for, how long a window may wait for batch company).
+
+    A window waits only as long as the listener's audio in hand allows, so an utterance's first
+    window (nothing in hand) never waits, while a later segment's first window may.
+    """
     if clock is None:
         return tuning.max_new_frames, tuning.max_batch_wait_s
     interval = tuning.initial_frame_interval_s
@@ -185,9 +201,8 @@ def _plan(
         interval = max(span / 3, 0.0)
     per_frame = decoder.seconds_per_frame
     buffered = clock.buffered_s()
-    target = affordable_frames(
-        buffered, interval, per_frame, margin_s=tuning.margin_s, cap=tuning.max_new_frames
-    )
+    target = affordable_frames(buffered, interval, per_frame, ready=ready,
+                               margin_s=tuning.margin_s, cap=tuning.max_new_frames)
     slack = buffered - tuning.margin_s - (target + 2) * per_frame
     return target, max(0.0, min(tuning.max_batch_wait_s, slack))
 

@@ -324,7 +324,7 @@ class Connection:
         try:
             async for item in self.engine.synthesize(
                 self.segments(runtime), voice=options.voice, params=options.params,
-                clock=PlayoutClock(),
+                clock=PlayoutClock(options.client_buffer_ms / 1000),
             ):
                 if isinstance(item, AudioChunk):
                     flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \

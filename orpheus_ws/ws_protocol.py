@@ -63,6 +63,7 @@ class Options:
     format: AudioFormat
     buffering: str = "auto"
     buffer_delay_ms: float = 300.0
+    client_buffer_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class Ping:
 
 ClientMessage = Configure | Text | Flush | End | Cancel | Ping
 OPTION_FIELDS = ("voice", "temperature", "top_p", "repetition_penalty", "max_tokens", "format",
-                 "buffering", "buffer_delay_ms")
+                 "buffering", "buffer_delay_ms", "client_buffer_ms")
 
 
 def _context_id(data: dict[str, Any], *, required: bool = True) -> str | None:
@@ -193,11 +194,19 @@ def apply_options(base: Options, overrides: dict[str, Any], voices: list[str], *
     if buffering not in BUFFERING_MODES:
         raise ProtocolError("invalid_parameter", "buffering must be 'auto' or 'none'",
                             context_id=context_id, field="buffering")
-    delay = overrides.get("buffer_delay_ms", base.buffer_delay_ms)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 10000:
-        raise ProtocolError("invalid_parameter", "buffer_delay_ms must be 0-10000",
-                            context_id=context_id, field="buffer_delay_ms")
-    return Options(voice, params, fmt, buffering, float(delay))
+    delay = _milliseconds(overrides, "buffer_delay_ms", base.buffer_delay_ms, context_id)
+    client_buffer = _milliseconds(overrides, "client_buffer_ms", base.client_buffer_ms,
+                                  context_id, high=5000)
+    return Options(voice, params, fmt, buffering, delay, client_buffer)
+
+
+def _milliseconds(overrides: dict[str, Any], name: str, default: float,
+                  context_id: str | None, high: float = 10000) -> float:
+    value = overrides.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise ProtocolError("invalid_parameter", f"{name} must be a number from 0 to {high:g}",
+                            context_id=context_id, field=name)
+    return float(value)
 
 
 def options_dict(options: Options) -> dict[str, Any]:
@@ -208,6 +217,7 @@ def options_dict(options: Options) -> dict[str, Any]:
         "format": {"encoding": options.format.encoding,
                    "sample_rate": options.format.sample_rate},
         "buffering": options.buffering, "buffer_delay_ms": options.buffer_delay_ms,
+        "client_buffer_ms": options.client_buffer_ms,
     }
 
 

@@ -37,6 +37,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paced", action="store_true",
                         help="load: send text word by word at an LLM's pace")
     parser.add_argument("--text", default=scenarios.SENTENCE, help="load: the text to speak")
+    parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                        help="a server setting for the scenario's server (e.g. max_batch=64)")
 
 
 def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
@@ -46,6 +48,7 @@ def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
     if args.frames:
         out["frames"] = args.frames
     out["tps"] = args.tokens_per_second
+    out["server"] = dict(item.split("=", 1) for item in args.set)
     return out
 
 

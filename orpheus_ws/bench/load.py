@@ -85,6 +85,8 @@ async def run_load(ws_url: str, *, streams: int, contexts: int, text: str, paced
         await asyncio.sleep(offsets[index])
         results = []
         async with OrpheusClient.connect(ws_url, open_timeout=60) as client:
+            # Tell the server the player's jitter buffer, so it knows the audio in hand.
+            await client.configure(client_buffer_ms=round(jitter_s * 1000))
             for k in range(contexts):
                 results.append(await _speak(
                     client, f"s{index}-c{k}", text, paced=paced,

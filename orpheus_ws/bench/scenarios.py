@@ -15,6 +15,9 @@ from .harness import cpu_seconds, orpheus_server, server_stats, standin
 from .load import percentile, run_load, summarize
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
+# A voice agent's reply: three sentences, so three segments of one context.
+REPLY = ("Sure, I can help with that. Your order shipped this morning and should arrive on "
+         "Thursday. Is there anything else I can do for you?")
 
 
 def _ws(url: str) -> str:
@@ -22,13 +25,14 @@ def _ws(url: str) -> str:
 
 
 def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, paced: bool,
-             server: dict[str, Any], jitter_s: float = 0.2) -> dict[str, Any]:
+             server: dict[str, Any], jitter_s: float = 0.2, text: str = REPLY
+             ) -> dict[str, Any]:
     """One server process under load: CPU, decoder calls and latencies over the run."""
     with orpheus_server(llm_url, snac_model, **server) as (url, proc):
         before, cpu0 = server_stats(url), cpu_seconds(proc)
         wall0 = time.monotonic()
         results = asyncio.run(run_load(_ws(url), streams=streams, contexts=contexts,
-                                       text=SENTENCE, paced=paced, jitter_s=jitter_s))
+                                       text=text, paced=paced, jitter_s=jitter_s))
         wall = time.monotonic() - wall0
         cpu, after = cpu_seconds(proc) - cpu0, server_stats(url)
     summary = summarize(results)
@@ -52,27 +56,28 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
     return summary
 
 
-def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int = 48
-             ) -> dict[str, Any]:
+def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int = 32,
+             server: dict[str, Any] | None = None) -> dict[str, Any]:
     """1: server CPU per second of audio, pass-through codec, stand-in at ``tps``."""
-    with standin(tps, streams, frames) as llm:
+    with standin(tps, 2 * streams, frames) as llm:  # lookahead: two generations a context
         run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, server={"codec": "passthrough"})
+                       paced=False, server={"codec": "passthrough", **(server or {})})
     value = run["server_cpu_s_per_audio_s"]
     return {"name": "overhead", "target": "<= 0.01 CPU-s per audio-s (1 % of a core per "
             "real-time stream)", "value": value, "met": value is not None and value <= 0.01,
             "run": _strip(run)}
 
 
-def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int = 48
-             ) -> dict[str, Any]:
+def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int = 32,
+             server: dict[str, Any] | None = None) -> dict[str, Any]:
     """3 and 4: decode calls per audio second with batching on vs off, and the latency the
     server adds to first audio (batching on), pass-through codec."""
-    with standin(tps, streams, frames) as llm:
+    with standin(tps, 2 * streams, frames) as llm:  # lookahead: two generations a context
+        settings = {"codec": "passthrough", **(server or {})}
         on = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                      paced=False, server={"codec": "passthrough", "batching": True})
+                      paced=False, server={**settings, "batching": True})
         off = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, server={"codec": "passthrough", "batching": False})
+                       paced=False, server={**settings, "batching": False})
     ratio = on["calls_per_audio_s"] / off["calls_per_audio_s"] if off["calls_per_audio_s"] \
         else None
     p50, p99 = on["added_latency_ms_p50"], on["added_latency_ms_p99"]
@@ -86,12 +91,12 @@ def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int
     }
 
 
-def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int = 96
-             ) -> dict[str, Any]:
+def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int = 32,
+             server: dict[str, Any] | None = None) -> dict[str, Any]:
     """5: real SNAC on this CPU, stand-in at ``tps``: underruns after the first second."""
-    with standin(tps, streams, frames) as llm:
+    with standin(tps, 2 * streams, frames) as llm:  # lookahead: two generations a context
         run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, server={"codec": "snac", "device": "cpu"})
+                       paced=False, server={"codec": "snac", "device": "cpu", **(server or {})})
     return {"name": "realtime", "target": f"{streams} streams, no underrun after 1 s",
             "underruns_after_1s": run["underruns_after_1s"],
             "underruns_first_1s": run["underruns_first_1s"],
@@ -99,8 +104,8 @@ def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int 
             "run": _strip(run)}
 
 
-def efficiency(snac_model: str, tps: float = 100.0, frames: int = 96, repeats: int = 2
-               ) -> dict[str, Any]:
+def efficiency(snac_model: str, tps: float = 100.0, frames: int = 96, repeats: int = 2,
+               server: dict[str, Any] | None = None) -> dict[str, Any]:
     """2: CPU of streamed decoding of an utterance against one decode of the same frames."""
     from .efficiency import measure_efficiency
 
