@@ -42,7 +42,7 @@ def build_engine(settings: Settings) -> Engine:
 
         torch.set_num_threads(settings.torch_threads)
     codec = load_codec(settings.snac_model, settings.device, kind=settings.codec,
-                       noise=settings.decoder_noise)
+                       noise=settings.decoder_noise, graphs=settings.snac_graphs)
     decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
     llm = LLMClient(settings.llm_url, settings.llm_api,  # type: ignore[arg-type]
                     model=settings.llm_model, read_timeout_s=settings.llm_timeout)

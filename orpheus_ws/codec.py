@@ -70,16 +70,26 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# Shapes captured as CUDA graphs at start-up: batch buckets x window lengths of the chunk
+# schedule (first window 2 frames; k new frames + 2 of context for k = 1, 2, 4, 8, 16).
+GRAPH_BATCHES = (1, 2, 4, 8, 16, 32)
+GRAPH_LENGTHS = (2, 3, 4, 6, 10, 18)
+
+
 class SnacCodec:
     """The SNAC 24 kHz decoder on one device.
 
     ``noise=False`` replaces SNAC's noise blocks with identities, so that two decodes of the same
     codes agree exactly (for tests that compare streamed and one-shot decoding).
+    ``graphs=True`` (the default on CUDA) captures fixed shapes as CUDA graphs with
+    ``torch.compile(mode="reduce-overhead")`` at start-up: a batch is padded up to the next
+    batch bucket; a shape not captured runs eagerly, so nothing compiles while serving.
     """
 
     name = "snac"
 
-    def __init__(self, model: str, device: str = "auto", *, noise: bool = True) -> None:
+    def __init__(self, model: str, device: str = "auto", *, noise: bool = True,
+                 graphs: bool | None = None) -> None:
         import torch
         from snac import SNAC
         from snac.layers import NoiseBlock
@@ -98,16 +108,42 @@ class SnacCodec:
         self.noise = noise
         self._net = net.to(self.device).eval()
         self._torch = torch
+        self.graphs = (self.device == "cuda") if graphs is None else graphs
+        self._captured: set[tuple[int, int]] = set()
+        self._compiled = None
+        if self.graphs:
+            self._compiled = torch.compile(self._net.decode, mode="reduce-overhead",
+                                           dynamic=False)
+            self.warm_up()
 
-    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    def warm_up(self) -> None:
+        """Captures every (batch bucket, window length) once, before serving."""
+        for batch in GRAPH_BATCHES:
+            for length in GRAPH_LENGTHS:
+                zeros = [np.zeros((batch, length * m), dtype=np.int64) for m in (1, 2, 4)]
+                self._run(self._compiled, *zeros)
+                self._captured.add((batch, length))
+        log.info("SNAC: %d shapes captured as CUDA graphs", len(self._captured))
+
+    def _run(self, fn: object, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
             codes = [
                 torch.from_numpy(np.ascontiguousarray(c)).to(self.device, non_blocking=True)
                 for c in (c0, c1, c2)
             ]
-            audio = self._net.decode(codes)
-        return audio[:, 0, :].float().cpu().numpy()
+            audio = fn(codes)  # type: ignore[operator]
+        return audio[:, 0, :].float().cpu().numpy()  # type: ignore[no-any-return]
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        batch, length = c0.shape
+        bucket = next((b for b in GRAPH_BATCHES if b >= batch), 0)
+        if self._compiled is None or (bucket, length) not in self._captured:
+            return self._run(self._net.decode, c0, c1, c2)
+        pad = bucket - batch  # repeat the last row up to the bucket; its output is dropped
+        padded = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) if pad else c
+                  for c in (c0, c1, c2)]
+        return self._run(self._compiled, *padded)[:batch]
 
 
 def save_random_snac(folder: Path, *, seed: int = 0) -> Path:
@@ -127,12 +163,15 @@ def save_random_snac(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def load_codec(model: str, device: str, *, kind: str = "snac", noise: bool = True) -> Codec:
-    """The codec named by ``kind``: ``snac`` (the real network) or ``passthrough``."""
+def load_codec(model: str, device: str, *, kind: str = "snac", noise: bool = True,
+               graphs: str = "auto") -> Codec:
+    """The codec named by ``kind``: ``snac`` (the real network) or ``passthrough``.
+    ``graphs``: ``auto`` captures CUDA graphs on CUDA only; ``on``/``off`` force it."""
     if kind == "passthrough":
         return PassThroughCodec()
     if kind != "snac":
         raise ValueError(f"unknown codec {kind!r} (snac, passthrough)")
-    codec = SnacCodec(model, device, noise=noise)
+    codec = SnacCodec(model, device, noise=noise,
+                      graphs=None if graphs == "auto" else graphs == "on")
     log.info("SNAC decoder loaded from %s on %s", model, codec.device)
     return codec

@@ -29,6 +29,7 @@ class Settings:
     # Decoder service and chunk schedule (BENCHMARKS.md measures them).
     codec: str = "snac"
     decoder_noise: bool = True
+    snac_graphs: str = "auto"
     batching: bool = True
     max_batch: int = 32
     max_batch_wait_ms: float = 50.0
@@ -81,6 +82,8 @@ class Settings:
             raise ValueError("llm_api must be 'llama' or 'openai'")
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError("device must be auto, cuda or cpu")
+        if self.snac_graphs not in ("auto", "on", "off"):
+            raise ValueError("snac_graphs must be auto, on or off")
         if self.codec not in ("snac", "passthrough"):
             raise ValueError("codec must be snac or passthrough")
         if not self.voice_list:

@@ -208,7 +208,10 @@ class Engine:
                         break
                     if isinstance(got, BaseException):
                         raise got
-                    more = not feeder.done() or not order.empty()
+                    # Fade out only where another segment follows (or may still come).
+                    more = not feeder.done() or any(
+                        isinstance(queued, tuple) for queued in order._queue  # type: ignore[attr-defined]
+                    )
                     chunk = _fade(got, index > first_index and got.frame_start == 0,
                                   got.final and more)
                     frames += chunk.frames

@@ -18,6 +18,23 @@ TOKENS_PER_CHAR = 6.0
 # One newline per match: a greedy "\n+" would cut differently when a run of newlines arrives
 # split across pieces (its end, checked against max_chars, depends on what has arrived).
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)|\n")
+# A period after these is not a sentence end ("Dr. Smith", "e.g. this").
+ABBREVIATIONS = frozenset({
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd",
+    "approx", "dept", "fig", "mt", "u.s", "a.m", "p.m",
+})
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Ends of the sentences in ``text`` (after the punctuation and closing quotes)."""
+    ends = []
+    for match in _SENTENCE_END.finditer(text):
+        if match.group().startswith(".") and match.group().count(".") == 1:
+            word = text[: match.start()].rsplit(None, 1)[-1:] or [""]
+            if word[0].lower().lstrip("(\"'") in ABBREVIATIONS:
+                continue
+        ends.append(match.end())
+    return ends
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
 
 
@@ -49,11 +66,11 @@ def _cut_long(text: str, max_chars: int) -> list[str]:
 def sentences(text: str) -> list[str]:
     out: list[str] = []
     start = 0
-    for match in _SENTENCE_END.finditer(text):
-        piece = text[start : match.end()].strip()
+    for end in _sentence_ends(text):
+        piece = text[start:end].strip()
         if piece:
             out.append(piece)
-        start = match.end()
+        start = end
     tail = text[start:].strip()
     if tail:
         out.append(tail)
@@ -132,9 +149,9 @@ class IncrementalSegmenter:
         text = self._buffer
         limit = self.config.max_chars
         candidates: list[int] = []
-        match = _SENTENCE_END.search(text)
-        if match is not None and match.end() <= limit + 1:
-            candidates.append(match.end())
+        ends = _sentence_ends(text[: limit + 2])
+        if ends and ends[0] <= limit + 1:
+            candidates.append(ends[0])
         if self._cuts == 0:
             for clause in _CLAUSE_END.finditer(text[: limit + 1]):
                 if clause.end() >= self.config.first_segment_min_chars:

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from orpheus_ws.tokens import (
     parse_custom_token,
     text_prompt,
 )
+
+from .utils import eventually, scaled
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = math.inf
@@ -62,13 +64,6 @@ async def native(
             tokens.extend(event["tokens"])
             token_events.append(event)
     raise AssertionError("stream ended without a stop line")
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def audio(tokens: list[int]) -> list[int]:
@@ -146,12 +141,12 @@ async def test_pacing_is_roughly_right() -> None:
         tokens, _, _ = await native(server.url, n_predict=30)
         elapsed = time.monotonic() - start
     assert len(tokens) == 30
-    assert 0.2 < elapsed < 5.0  # 0.3 s nominal
+    assert 0.2 < elapsed < scaled(5.0)  # 0.3 s nominal
     async with StandinLLMServer(StandinConfig(tokens_per_second=FAST)) as server:
         start = time.monotonic()
         tokens, _, _ = await native(server.url, n_predict=3000)
         assert len(tokens) == 3000
-        assert time.monotonic() - start < 5.0
+        assert time.monotonic() - start < scaled(5.0)
 
 
 async def test_slots_limit_concurrency() -> None:
@@ -382,7 +377,7 @@ async def test_cli_process() -> None:
     )
     try:
         assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), scaled(30))
         url = line.strip().rsplit(" ", 1)[-1]
         assert url.startswith("http://127.0.0.1:")
         tokens, final, _ = await native(url)

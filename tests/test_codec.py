@@ -1,0 +1,125 @@
+"""Codecs: SNAC from a local folder (random weights), its shapes and determinism; pass-through."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from orpheus_ws.codec import (
+    SNAC_24KHZ_CONFIG,
+    PassThroughCodec,
+    SnacCodec,
+    load_codec,
+    resolve_device,
+    save_random_snac,
+)
+from orpheus_ws.exceptions import DecoderError
+
+
+def random_codes(seed: int, batch: int, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 4096, (batch, frames)), rng.integers(0, 4096, (batch, 2 * frames)),
+            rng.integers(0, 4096, (batch, 4 * frames)))
+
+
+def test_save_random_snac_writes_the_published_layout(snac_dir: Path) -> None:
+    assert sorted(p.name for p in snac_dir.iterdir()) == ["config.json", "pytorch_model.bin"]
+    assert json.loads((snac_dir / "config.json").read_text()) == SNAC_24KHZ_CONFIG
+
+
+def test_snac_codec_loads_the_folder_weights(snac_dir: Path, snac_codec: SnacCodec) -> None:
+    saved = torch.load(snac_dir / "pytorch_model.bin", map_location="cpu")
+    loaded = snac_codec._net.state_dict()
+    # every saved tensor is in the network (noise blocks, replaced by identities, excepted)
+    common = [name for name in saved if name in loaded]
+    assert len(common) > 0.9 * len(saved)
+    for name in common:
+        assert torch.equal(saved[name], loaded[name]), name
+    assert snac_codec.model_source == str(snac_dir)
+    assert snac_codec.device == "cpu"
+    assert snac_codec.name == "snac"
+    assert not snac_codec.noise
+
+
+def test_decode_shape_and_range(snac_codec: SnacCodec) -> None:
+    audio = snac_codec.decode(*random_codes(0, 2, 3))
+    assert audio.shape == (2, 3 * 2048)
+    assert audio.dtype == np.float32
+    assert np.all(np.abs(audio) <= 1.0)
+    assert np.std(audio) > 0.01  # random weights: noise, not silence
+    assert not np.allclose(audio[0], audio[1])
+
+
+def test_noise_off_is_deterministic(snac_codec: SnacCodec) -> None:
+    codes = random_codes(1, 1, 2)
+    assert np.array_equal(snac_codec.decode(*codes), snac_codec.decode(*codes))
+
+
+def test_noise_on_varies_and_noise_off_matches_it_closely(snac_dir: Path,
+                                                          snac_codec: SnacCodec) -> None:
+    noisy = SnacCodec(str(snac_dir), "cpu", noise=True)
+    codes = random_codes(2, 1, 2)
+    a, b = noisy.decode(*codes), noisy.decode(*codes)
+    assert not np.array_equal(a, b)
+    clean = snac_codec.decode(*codes)
+    # the noise blocks add detail; the signal stays the same
+    assert np.corrcoef(a[0], clean[0])[0, 1] > 0.5
+
+
+def test_batch_rows_decode_as_alone(snac_codec: SnacCodec) -> None:
+    c0, c1, c2 = random_codes(3, 3, 2)
+    batch = snac_codec.decode(c0, c1, c2)
+    for row in range(3):
+        alone = snac_codec.decode(c0[row : row + 1], c1[row : row + 1], c2[row : row + 1])
+        np.testing.assert_allclose(batch[row], alone[0], atol=1e-4)
+
+
+def test_passthrough_codec() -> None:
+    codec = PassThroughCodec()
+    audio = codec.decode(*random_codes(4, 5, 7))
+    assert audio.shape == (5, 7 * 2048)
+    assert audio.dtype == np.float32
+    assert not audio.any()
+    assert load_codec("unused", "cpu", kind="passthrough").name == "passthrough"
+
+
+def test_empty_folder_is_a_decoder_error(tmp_path: Path) -> None:
+    with pytest.raises(DecoderError) as info:
+        SnacCodec(str(tmp_path), "cpu")
+    assert str(tmp_path) in str(info.value)
+
+
+def test_corrupt_weights_are_a_decoder_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(SNAC_24KHZ_CONFIG))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not a checkpoint")
+    with pytest.raises(DecoderError):
+        SnacCodec(str(tmp_path), "cpu")
+
+
+def test_wrong_weights_are_a_decoder_error(tmp_path: Path) -> None:
+    save_random_snac(tmp_path)
+    config = {**SNAC_24KHZ_CONFIG, "decoder_dim": 512}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DecoderError):
+        SnacCodec(str(tmp_path), "cpu")
+
+
+def test_load_codec_unknown_kind() -> None:
+    with pytest.raises(ValueError):
+        load_codec("x", "cpu", kind="wavenet")
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == "cuda"
+    else:
+        with pytest.raises(ValueError):
+            resolve_device("cuda")

@@ -1,0 +1,274 @@
+"""The decoder service: batching windows of many streams, routing, failures, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from orpheus_ws.codec import Codec, SnacCodec
+from orpheus_ws.decoder import DecoderService, to_int16
+from orpheus_ws.exceptions import DecoderError
+
+from .utils import scaled
+
+Codes = tuple[np.ndarray, np.ndarray, np.ndarray]
+LONG_WAIT = 30.0  # a deadline that never comes: the batch cap starts the call
+
+
+class FakeCodec:
+    """Each frame decodes to 2048 samples of c0 / 4096, so a result names its frame's code.
+
+    Records the c0 of every call; raises on any window holding the code ``fail_on``.
+    """
+
+    name = "fake"
+
+    def __init__(self, *, fail_on: int | None = None, device: str = "cpu") -> None:
+        self.device = device
+        self.fail_on = fail_on
+        self.calls: list[np.ndarray] = []
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        self.calls.append(c0.copy())
+        assert c1.shape == (c0.shape[0], 2 * c0.shape[1])
+        assert c2.shape == (c0.shape[0], 4 * c0.shape[1])
+        if self.fail_on is not None and (c0 == self.fail_on).any():
+            raise RuntimeError("secret internal failure text")
+        return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
+
+
+class Recording:
+    """Wraps a codec and records the shape of each call."""
+
+    def __init__(self, inner: Codec) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.device = inner.device
+        self.shapes: list[tuple[int, ...]] = []
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        self.shapes.append(c0.shape)
+        return self.inner.decode(c0, c1, c2)
+
+
+def stream_codes(seed: int, frames: int) -> Codes:
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 4000, frames), rng.integers(0, 4096, 2 * frames),
+            rng.integers(0, 4096, 4 * frames))
+
+
+def window(codes: Codes, start: int, end: int) -> Codes:
+    return codes[0][start:end], codes[1][2 * start : 2 * end], codes[2][4 * start : 4 * end]
+
+
+def fake_pcm(c0: np.ndarray) -> np.ndarray:
+    return to_int16(np.repeat(c0.astype(np.float32) / 4096, 2048))
+
+
+def alone(codec: SnacCodec, codes: Codes, start: int, end: int) -> np.ndarray:
+    """Int16 PCM of frames start..end decoded by themselves."""
+    c0, c1, c2 = window(codes, start, end)
+    return to_int16(codec.decode(c0[None], c1[None], c2[None])[0])
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    want64 = want.astype(np.float64)
+    return float(np.linalg.norm(got.astype(np.float64) - want64) / np.linalg.norm(want64))
+
+
+@pytest_asyncio.fixture
+async def make_decoder() -> AsyncIterator[Callable[..., DecoderService]]:
+    made: list[DecoderService] = []
+
+    def make(codec: Codec, **options: Any) -> DecoderService:
+        made.append(DecoderService(codec, **options))
+        return made[-1]
+
+    yield make
+    for decoder in made:
+        await decoder.close()
+
+
+async def test_results_go_back_to_their_stream(make_decoder: Callable[..., DecoderService]) -> None:
+    codec = FakeCodec()
+    decoder = make_decoder(codec, max_batch=4)
+    streams = [stream_codes(seed, 10) for seed in range(4)]
+    # each stream: frames 5..8 (first=5, need 3), keep frame 6
+    results = await asyncio.gather(*(
+        decoder.decode(window(codes, 5, 8), first=5, need=3, emit_start=6, emit_end=7,
+                       max_wait_s=LONG_WAIT)
+        for codes in streams))
+    assert [c.shape for c in codec.calls] == [(4, 3)]  # one call for the four windows
+    for codes, pcm in zip(streams, results, strict=True):
+        assert np.array_equal(pcm, fake_pcm(codes[0][6:7]))
+    stats = decoder.stats
+    assert (stats.calls, stats.windows, stats.frames_decoded, stats.frames_emitted) == (1, 4, 12, 4)
+    assert stats.max_batch_seen == 4
+    assert decoder.stats.as_dict()["mean_batch"] == 4.0
+
+
+async def test_emit_range_is_cut_from_the_window(
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    decoder = make_decoder(FakeCodec())
+    codes = stream_codes(7, 20)
+    # frames 4..20 given, the window is the last 6 (14..20), keep 15..19
+    pcm = await decoder.decode(window(codes, 4, 20), first=4, need=6, emit_start=15,
+                               emit_end=19)
+    assert np.array_equal(pcm, fake_pcm(codes[0][15:19]))
+    # the utterance's start: no left context
+    pcm = await decoder.decode(window(codes, 0, 2), first=0, need=2, emit_start=0, emit_end=1)
+    assert np.array_equal(pcm, fake_pcm(codes[0][0:1]))
+
+
+async def test_real_snac_batched_windows_match_decoding_each_alone(
+    make_decoder: Callable[..., DecoderService], snac_codec: SnacCodec
+) -> None:
+    recording = Recording(snac_codec)
+    decoder = make_decoder(recording, max_batch=3)
+    streams = [stream_codes(10 + seed, 3) for seed in range(3)]
+    results = await asyncio.gather(*(
+        decoder.decode(codes, first=0, need=3, emit_start=1, emit_end=2, max_wait_s=LONG_WAIT)
+        for codes in streams))
+    assert recording.shapes == [(3, 3)]
+    for codes, pcm in zip(streams, results, strict=True):
+        assert pcm.dtype == np.int16 and pcm.shape == (2048,)
+        want = alone(snac_codec, codes, 0, 3)[2048:4096]
+        assert np.max(np.abs(pcm.astype(np.int32) - want)) <= 4
+    # distinct codes, distinct audio (random weights: the streams differ by about 10 %)
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert np.max(np.abs(results[i].astype(np.int32) - results[j])) > 200
+
+
+async def test_a_failing_window_fails_only_its_caller(
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    codec = FakeCodec(fail_on=4095)
+    decoder = make_decoder(codec, max_batch=3)
+    good_a, good_c = stream_codes(1, 4), stream_codes(2, 4)
+    bad = stream_codes(3, 4)
+    bad[0][2] = 4095
+    results = await asyncio.gather(
+        *(decoder.decode(codes, first=0, need=4, emit_start=1, emit_end=3, max_wait_s=LONG_WAIT)
+          for codes in (good_a, bad, good_c)),
+        return_exceptions=True)
+    assert np.array_equal(results[0], fake_pcm(good_a[0][1:3]))
+    assert np.array_equal(results[2], fake_pcm(good_c[0][1:3]))
+    assert isinstance(results[1], DecoderError)
+    assert "secret" not in str(results[1])  # the codec's text doesn't travel
+    # the batch failed, then each window was retried alone
+    assert [c.shape for c in codec.calls] == [(3, 4), (1, 4), (1, 4), (1, 4)]
+    assert (decoder.stats.calls, decoder.stats.windows) == (2, 2)
+    # the service carries on
+    pcm = await decoder.decode(good_a, first=0, need=4, emit_start=0, emit_end=1)
+    assert np.array_equal(pcm, fake_pcm(good_a[0][0:1]))
+
+
+async def test_a_cancelled_callers_window_is_not_decoded(
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    codec = FakeCodec()
+    decoder = make_decoder(codec, max_batch=8)
+    gone, stays = stream_codes(4, 3), stream_codes(5, 3)
+    leaving = asyncio.create_task(decoder.decode(
+        gone, first=0, need=3, emit_start=1, emit_end=2, max_wait_s=LONG_WAIT))
+    await asyncio.sleep(0)
+    staying = asyncio.create_task(decoder.decode(
+        stays, first=0, need=3, emit_start=1, emit_end=2, max_wait_s=scaled(0.05)))
+    await asyncio.sleep(0)
+    assert decoder.queued == 2
+    leaving.cancel()
+    pcm = await asyncio.wait_for(staying, scaled(5))
+    assert np.array_equal(pcm, fake_pcm(stays[0][1:2]))
+    assert len(codec.calls) == 1
+    assert np.array_equal(codec.calls[0], stays[0][None])  # only the staying window
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert decoder.queued == 0
+
+
+async def test_batching_off_decodes_one_window_per_call(
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    codec = FakeCodec()
+    decoder = make_decoder(codec, batching=False, max_batch=32)
+    assert decoder.max_batch == 1
+    streams = [stream_codes(seed, 2) for seed in range(3)]
+    results = await asyncio.gather(*(
+        decoder.decode(codes, first=0, need=2, emit_start=0, emit_end=1, max_wait_s=LONG_WAIT)
+        for codes in streams))
+    assert [c.shape for c in codec.calls] == [(1, 2)] * 3
+    for codes, pcm in zip(streams, results, strict=True):
+        assert np.array_equal(pcm, fake_pcm(codes[0][0:1]))
+    assert decoder.stats.max_batch_seen == 1
+    assert decoder.stats.calls == 3
+
+
+async def test_windows_of_different_lengths_share_a_call_only_when_padding(
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    long_history, short = stream_codes(8, 12), stream_codes(9, 6)
+    for pad, shapes in ((True, [(2, 6)]), (False, [(1, 3), (1, 6)])):
+        codec = FakeCodec()
+        decoder = make_decoder(codec, max_batch=2, pad_windows=pad)
+        a, b = await asyncio.gather(
+            decoder.decode(long_history, first=0, need=3, emit_start=10, emit_end=11,
+                           max_wait_s=scaled(0.05)),
+            decoder.decode(short, first=0, need=6, emit_start=1, emit_end=5,
+                           max_wait_s=scaled(0.05)))
+        assert sorted(c.shape for c in codec.calls) == shapes
+        assert np.array_equal(a, fake_pcm(long_history[0][10:11]))
+        assert np.array_equal(b, fake_pcm(short[0][1:5]))
+
+
+async def test_padded_windows_sound_like_unpadded_ones(
+    make_decoder: Callable[..., DecoderService], snac_codec: SnacCodec
+) -> None:
+    recording = Recording(snac_codec)
+    decoder = make_decoder(recording, max_batch=2, pad_windows=True)
+    long_history, short = stream_codes(20, 12), stream_codes(21, 6)
+    padded, other = await asyncio.gather(
+        decoder.decode(long_history, first=0, need=3, emit_start=10, emit_end=11,
+                       max_wait_s=LONG_WAIT),
+        decoder.decode(short, first=0, need=6, emit_start=1, emit_end=5, max_wait_s=LONG_WAIT))
+    assert recording.shapes == [(2, 6)]  # frames 6..12 of the first stream, not 9..12
+    unpadded = alone(snac_codec, long_history, 9, 12)[2048:4096]
+    error = relative_error(padded, unpadded)
+    print(f"padded vs unpadded window: relative error {100 * error:.3f} %")
+    assert error < 0.02
+    assert np.max(np.abs(other.astype(np.int32) - alone(snac_codec, short, 0, 6)[2048:10240])) <= 4
+
+
+def test_padding_defaults_to_the_device() -> None:
+    assert not DecoderService(FakeCodec(device="cpu")).pad_windows
+    assert DecoderService(FakeCodec(device="cuda")).pad_windows
+    assert DecoderService(FakeCodec(device="cpu"), pad_windows=True).pad_windows
+
+
+async def test_on_call_reports_each_call(make_decoder: Callable[..., DecoderService]) -> None:
+    decoder = make_decoder(FakeCodec(), max_batch=2)
+    seen: list[tuple[int, float]] = []
+    decoder.on_call = lambda size, seconds: seen.append((size, seconds))
+    codes = stream_codes(0, 2)
+    await asyncio.gather(*(decoder.decode(codes, first=0, need=2, emit_start=0, emit_end=1,
+                                          max_wait_s=LONG_WAIT) for _ in range(2)))
+    assert len(seen) == 1 and seen[0][0] == 2 and seen[0][1] >= 0
+    assert decoder.stats.busy_s >= 0 and decoder.seconds_per_frame > 0
+
+
+async def test_close_cancels_waiting_windows() -> None:
+    decoder = DecoderService(FakeCodec(), max_batch=8)
+    waiting = asyncio.create_task(decoder.decode(stream_codes(0, 2), first=0, need=2,
+                                                 emit_start=0, emit_end=1, max_wait_s=LONG_WAIT))
+    await asyncio.sleep(0.01)
+    assert decoder.queued == 1
+    await decoder.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, scaled(5))
+    assert decoder.queued == 0

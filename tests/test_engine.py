@@ -1,0 +1,305 @@
+"""The engine: many segments in order, none skipped, errors surfaced, generations aborted."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from orpheus_ws.codec import SnacCodec
+from orpheus_ws.decoder import DecoderService, to_int16
+from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
+from orpheus_ws.engine import FADE_SAMPLES, Engine, SegmentFinished, SegmentStarted
+from orpheus_ws.exceptions import (
+    BackendError,
+    BackendProtocolError,
+    BackendUnavailable,
+    UnknownVoice,
+)
+from orpheus_ws.llm import LLMClient, SamplingParams
+from orpheus_ws.segment_stream import AudioChunk, PlayoutClock, StreamTuning
+from orpheus_ws.segmenter import chars_for_tokens, split_text
+from orpheus_ws.tokens import FrameParser, frames_to_codes
+
+from .utils import eventually
+
+PARAMS = SamplingParams(max_tokens=512)
+VOICES = ["tara", "leo"]
+MakeEngine = Callable[..., Engine]
+WORDS = ("speech", "server", "streams", "audio", "while", "you", "listen", "to", "the", "first",
+         "sentence", "and", "Orpheus", "writes", "the", "next", "one", "a", "quick", "fox")
+
+
+class ConstantCodec:
+    """Fast and exact: every frame decodes to 2048 samples of c0 / 4096."""
+
+    name = "constant"
+    device = "cpu"
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
+
+
+def long_text(chars: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    out = ""
+    while len(out) < chars:
+        sentence = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(3, 25)))
+        out += sentence.capitalize() + rng.choice([". ", "! ", "? ", ", "])
+    return out[:chars]
+
+
+def frame_codes(config: StandinConfig, voice: str, text: str, frames: int) -> Any:
+    source = generate_tokens(config, f"{voice}: {text}")
+    parsed = FrameParser().feed(next(source) for _ in range(7 * frames))
+    assert len(parsed) == frames
+    return frames_to_codes(parsed)
+
+
+@pytest_asyncio.fixture
+async def make_engine(standin: StandinLLMServer) -> AsyncIterator[MakeEngine]:
+    made: list[Engine] = []
+
+    def make(codec: Any, **options: Any) -> Engine:
+        llm = LLMClient(standin.url, read_timeout_s=5)
+        decoder = DecoderService(codec, **options.pop("decoder_options", {}))
+        made.append(Engine(llm, decoder, voices=VOICES, **options))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        await engine.close()
+
+
+def check_order(events: list[Any], texts: list[str], frames: int) -> dict[int, np.ndarray]:
+    """Events come as Started(i), chunks of i in frame order, Finished(i), for i = 0, 1, ...;
+    returns each segment's audio."""
+    audio: dict[int, list[np.ndarray]] = {}
+    i = 0
+    index = -1
+    while i < len(events):
+        started = events[i]
+        assert isinstance(started, SegmentStarted)
+        assert started.segment == index + 1
+        index = started.segment
+        assert started.text == texts[index]
+        i += 1
+        next_frame = 0
+        audio[index] = []
+        while isinstance(events[i], AudioChunk):
+            chunk = events[i]
+            assert chunk.segment == index
+            assert chunk.frame_start == next_frame
+            assert chunk.samples == 2048 * chunk.frames
+            next_frame += chunk.frames
+            audio[index].append(chunk.pcm)
+            i += 1
+        finished = events[i]
+        assert isinstance(finished, SegmentFinished)
+        assert (finished.segment, finished.text) == (index, texts[index])
+        assert finished.frames == next_frame == frames
+        assert finished.samples == frames * 2048
+        assert finished.started_at <= finished.first_audio_at <= finished.finished_at
+        i += 1
+    assert index == len(texts) - 1
+    return {k: np.concatenate(v) for k, v in audio.items()}
+
+
+async def test_speak_a_long_text_every_segment_in_order(
+    standin: StandinLLMServer, make_engine: MakeEngine
+) -> None:
+    frames = 3
+    standin.config.frames = frames
+    engine = make_engine(ConstantCodec(), lookahead=2)
+    text = long_text(5000)
+    texts = split_text(text, chars_for_tokens(PARAMS.max_tokens))
+    assert len(texts) > 50
+    events = [e async for e in engine.speak(text, voice="leo", params=PARAMS)]
+    audio = check_order(events, texts, frames)
+    total = sum(e.samples for e in events if isinstance(e, AudioChunk))
+    assert total == len(texts) * frames * 2048
+    # every segment was asked for exactly once
+    prompts = Counter(r.body["prompt"][2] for r in standin.requests if r.path == "/completion")
+    assert prompts == Counter(f"leo: {t}" for t in texts)
+    # each segment's audio is its own frames; joins fade in and out without changing lengths
+    # (the utterance's very end may fade out too: the engine can't always tell it's the end)
+    for index, pcm in audio.items():
+        c0 = frame_codes(standin.config, "leo", texts[index], frames)[0]
+        want = to_int16(np.repeat(c0.astype(np.float32) / 4096, 2048))
+        lo = FADE_SAMPLES if index > 0 else 0  # the utterance's start is not faded
+        hi = pcm.size - FADE_SAMPLES
+        assert np.array_equal(pcm[lo:hi], want[lo:hi])
+        assert np.all(np.abs(pcm[:lo]) <= np.abs(want[:lo]))
+        assert np.all(np.abs(pcm[hi:]) <= np.abs(want[hi:]))
+        if index > 0:
+            assert pcm[0] == 0  # faded in
+        if index < len(texts) - 1:
+            assert pcm[-1] == 0  # faded out
+    assert engine.in_flight == 0
+
+
+async def test_speak_with_snac_matches_one_shot_decodes(
+    standin: StandinLLMServer, make_engine: MakeEngine, snac_codec: SnacCodec
+) -> None:
+    frames = 6
+    standin.config.frames = frames
+    standin.config.tokens_per_second = 2000
+    engine = make_engine(snac_codec, tuning=StreamTuning(max_new_frames=2))
+    texts = ["The first sentence is here.", "A second one follows it.", "And a third."]
+    events = [e async for e in engine.synthesize(texts, voice="tara", params=PARAMS,
+                                                 clock=PlayoutClock())]
+    audio = check_order(events, texts, frames)
+    for index, pcm in audio.items():
+        c0, c1, c2 = frame_codes(standin.config, "tara", texts[index], frames)
+        want = to_int16(snac_codec.decode(c0[None], c1[None], c2[None])[0])
+        inner = slice(FADE_SAMPLES, pcm.size - FADE_SAMPLES)
+        diff = pcm[inner].astype(np.float64) - want[inner]
+        error = np.linalg.norm(diff) / np.linalg.norm(want[inner].astype(np.float64))
+        print(f"\nsegment {index}: streamed vs one-shot {100 * error:.3f} %")
+        assert error < 0.02
+
+
+async def test_segments_from_an_async_source(standin: StandinLLMServer,
+                                             make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    engine = make_engine(ConstantCodec())
+    texts = [f"Piece number {i}." for i in range(6)]
+
+    async def source() -> AsyncIterator[str]:
+        for text in texts:
+            await asyncio.sleep(0.01)
+            yield text
+
+    events = [e async for e in engine.synthesize(source(), voice="tara", params=PARAMS,
+                                                 first_index=0)]
+    check_order(events, texts, 2)
+
+
+async def test_failing_source_ends_the_stream_after_earlier_segments(
+    standin: StandinLLMServer, make_engine: MakeEngine
+) -> None:
+    standin.config.frames = 2
+    engine = make_engine(ConstantCodec())
+
+    async def source() -> AsyncIterator[str]:
+        yield "One."
+        yield "Two."
+        raise ValueError("the text source broke")
+
+    events: list[Any] = []
+    with pytest.raises(ValueError):
+        async for event in engine.synthesize(source(), voice="tara", params=PARAMS):
+            events.append(event)
+    finished = [e.segment for e in events if isinstance(e, SegmentFinished)]
+    assert finished == [0, 1]
+    await eventually(lambda: engine.in_flight == 0 and standin.active == 0)
+
+
+@pytest.mark.parametrize("fault,error", [
+    ("refuse", BackendUnavailable),
+    ("garbage", BackendProtocolError),
+    ("text", BackendProtocolError),
+    ("fail_midway", BackendError),
+])
+async def test_backend_errors_surface(fault: str, error: type[Exception],
+                                      standin: StandinLLMServer,
+                                      make_engine: MakeEngine) -> None:
+    standin.config.frames = 4
+    standin.config.fault = fault  # type: ignore[assignment]
+    engine = make_engine(ConstantCodec())
+    with pytest.raises(error) as info:
+        async for _ in engine.speak("One sentence. And another.", voice="tara", params=PARAMS):
+            pass
+    if fault == "fail_midway":
+        assert type(info.value) is BackendError
+    await eventually(lambda: engine.in_flight == 0 and standin.active == 0)
+
+
+async def test_an_error_in_a_later_segment_comes_after_the_earlier_audio(
+    standin: StandinLLMServer, make_engine: MakeEngine
+) -> None:
+    standin.config.frames = 2
+    engine = make_engine(ConstantCodec())
+
+    async def source() -> AsyncIterator[str]:
+        yield "One."
+        await eventually(lambda: standin.completed == 1)
+        standin.config.fault = "refuse"
+        yield "Two."
+
+    events: list[Any] = []
+    with pytest.raises(BackendUnavailable):
+        async for event in engine.synthesize(source(), voice="tara", params=PARAMS):
+            events.append(event)
+    assert events[-1] == SegmentStarted(1, "Two.")
+    assert [e.segment for e in events if isinstance(e, SegmentFinished)] == [0]
+    assert sum(e.frames for e in events if isinstance(e, AudioChunk)) == 2
+
+
+async def test_closing_early_aborts_the_generations(standin: StandinLLMServer,
+                                                    make_engine: MakeEngine) -> None:
+    standin.config.tokens_per_second = 300  # no end of speech: segments run to max_tokens
+    engine = make_engine(ConstantCodec(), lookahead=1)
+    events = engine.synthesize(["First.", "Second.", "Third."], voice="tara",
+                               params=SamplingParams(max_tokens=2000), clock=PlayoutClock())
+    async for event in events:
+        if isinstance(event, AudioChunk):
+            break
+    await eventually(lambda: standin.active == 2)  # segment 0 and one ahead
+    await events.aclose()
+    await eventually(lambda: standin.aborted == 2 and standin.active == 0,
+                     what="generations aborted")
+    assert engine.in_flight == 0
+    assert standin.completed == 0
+
+
+async def test_cancelling_the_consumer_aborts_the_generations(standin: StandinLLMServer,
+                                                              make_engine: MakeEngine) -> None:
+    standin.config.tokens_per_second = 300
+    engine = make_engine(ConstantCodec(), lookahead=2)
+    chunks = 0
+
+    async def consume() -> None:
+        nonlocal chunks
+        async for event in engine.synthesize(["One.", "Two.", "Three.", "Four."], voice="tara",
+                                             params=SamplingParams(max_tokens=2000)):
+            chunks += isinstance(event, AudioChunk)
+
+    task = asyncio.create_task(consume())
+    await eventually(lambda: standin.active == 3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await eventually(lambda: standin.aborted == 3 and standin.active == 0,
+                     what="generations aborted")
+    assert engine.in_flight == 0
+
+
+async def test_unknown_voice(standin: StandinLLMServer, make_engine: MakeEngine) -> None:
+    engine = make_engine(ConstantCodec())
+    with pytest.raises(UnknownVoice):
+        engine.check_voice("nobody")
+    with pytest.raises(UnknownVoice):
+        await anext(engine.speak("Hello.", voice="nobody", params=PARAMS))
+    assert standin.requests == []
+
+
+async def test_nothing_to_say(standin: StandinLLMServer, make_engine: MakeEngine) -> None:
+    engine = make_engine(ConstantCodec())
+    assert [e async for e in engine.speak("   ", voice="tara", params=PARAMS)] == []
+    assert standin.requests == []
+
+
+async def test_health(standin: StandinLLMServer, make_engine: MakeEngine) -> None:
+    engine = make_engine(ConstantCodec(), decoder_options={"max_batch": 8})
+    health = await engine.health()
+    assert health["backend"]["status"] == "ok"
+    assert health["decoder"]["codec"] == "constant"
+    assert health["decoder"]["max_batch"] == 8
+    assert health["generations_in_flight"] == 0

@@ -1,0 +1,256 @@
+"""One segment end to end: stand-in tokens -> frames -> real SNAC windows -> PCM chunks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from orpheus_ws.codec import SnacCodec
+from orpheus_ws.decoder import DecoderService, to_int16
+from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
+from orpheus_ws.exceptions import (
+    BackendError,
+    BackendProtocolError,
+    BackendUnavailable,
+    DecoderError,
+)
+from orpheus_ws.llm import LLMClient, SamplingParams
+from orpheus_ws.segment_stream import (
+    AudioChunk,
+    PlayoutClock,
+    StreamTuning,
+    _extend_codes,
+    stream_segment,
+)
+from orpheus_ws.tokens import Frame, FrameParser, frames_to_codes
+
+from .utils import eventually
+
+PARAMS = SamplingParams(max_tokens=2000)
+TEXT = "Hello there, this is one segment."
+
+
+def oneshot_pcm(codec: SnacCodec, config: StandinConfig, text: str, frames: int,
+                voice: str = "tara") -> np.ndarray:
+    """The stand-in's first ``frames`` frames for the prompt, decoded in one call."""
+    source = generate_tokens(config, f"{voice}: {text}")
+    parsed = FrameParser().feed(next(source) for _ in range(7 * frames))
+    assert len(parsed) == frames
+    c0, c1, c2 = frames_to_codes(parsed)
+    return to_int16(codec.decode(c0[None], c1[None], c2[None])[0])
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    want64 = want.astype(np.float64)
+    return float(np.linalg.norm(got.astype(np.float64) - want64) / np.linalg.norm(want64))
+
+
+def check_chunks(chunks: list[AudioChunk], frames: int, segment: int = 0) -> None:
+    """Every frame exactly once, in order, and only the last chunk final."""
+    assert chunks
+    next_frame = 0
+    for chunk in chunks:
+        assert chunk.segment == segment
+        assert chunk.frame_start == next_frame
+        assert chunk.frames >= 1
+        assert chunk.samples == chunk.frames * 2048
+        assert chunk.pcm.dtype == np.int16
+        next_frame += chunk.frames
+    assert next_frame == frames
+    assert [c.final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+
+
+@pytest_asyncio.fixture
+async def llm(standin: StandinLLMServer) -> AsyncIterator[LLMClient]:
+    client = LLMClient(standin.url, read_timeout_s=5)
+    yield client
+    await client.close()
+
+
+@pytest_asyncio.fixture
+async def make_decoder() -> AsyncIterator[Callable[..., DecoderService]]:
+    made: list[DecoderService] = []
+
+    def make(codec: Any, **options: Any) -> DecoderService:
+        made.append(DecoderService(codec, **options))
+        return made[-1]
+
+    yield make
+    for decoder in made:
+        await decoder.close()
+
+
+async def run(llm: LLMClient, decoder: DecoderService, **options: Any) -> list[AudioChunk]:
+    options.setdefault("voice", "tara")
+    options.setdefault("text", TEXT)
+    options.setdefault("params", PARAMS)
+    return [chunk async for chunk in stream_segment(llm, decoder, **options)]
+
+
+@pytest.mark.parametrize("max_new_frames,pad,realtime,tokens_per_second", [
+    (1, False, False, 0),
+    (4, True, True, 0),
+    (16, False, False, 0),
+    (16, False, True, 400),
+    (2, True, False, 1500),
+])
+async def test_streamed_audio_matches_a_one_shot_decode(
+    max_new_frames: int, pad: bool, realtime: bool, tokens_per_second: float,
+    standin: StandinLLMServer, llm: LLMClient, snac_codec: SnacCodec,
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    frames = 12
+    standin.config.frames = frames
+    standin.config.tokens_per_second = tokens_per_second
+    decoder = make_decoder(snac_codec, pad_windows=pad)
+    clock = PlayoutClock() if realtime else None
+    chunks = await run(llm, decoder, segment=3, clock=clock,
+                       tuning=StreamTuning(max_new_frames=max_new_frames))
+    check_chunks(chunks, frames, segment=3)
+    streamed = np.concatenate([c.pcm for c in chunks])
+    assert streamed.size == frames * 2048
+    want = oneshot_pcm(snac_codec, standin.config, TEXT, frames)
+    error = relative_error(streamed, want)
+    worst = max(relative_error(c.pcm, want[2048 * c.frame_start : 2048 * (c.frame_start
+                                                                          + c.frames)])
+                for c in chunks)
+    print(f"\nmax_new_frames={max_new_frames} pad={pad} realtime={realtime}: "
+          f"{len(chunks)} chunks, streamed vs one-shot {100 * error:.3f} % "
+          f"(worst chunk {100 * worst:.3f} %)")
+    assert error < 0.02
+    assert worst < 0.05
+    if realtime:
+        assert clock is not None and clock.started is not None
+
+
+async def test_single_frame_segment(standin: StandinLLMServer, llm: LLMClient,
+                                    snac_codec: SnacCodec,
+                                    make_decoder: Callable[..., DecoderService]) -> None:
+    standin.config.frames = 1
+    chunks = await run(llm, make_decoder(snac_codec))
+    check_chunks(chunks, 1)
+    want = oneshot_pcm(snac_codec, standin.config, TEXT, 1)
+    assert np.max(np.abs(chunks[0].pcm.astype(np.int32) - want)) <= 4
+
+
+class ConstantCodec:
+    """Fast and exact: every frame decodes to 2048 samples of c0 / 4096."""
+
+    name = "constant"
+    device = "cpu"
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
+
+
+class FailingCodec(ConstantCodec):
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        raise RuntimeError("codec broke")
+
+
+async def test_long_segment_every_frame_once(standin: StandinLLMServer, llm: LLMClient,
+                                             make_decoder: Callable[..., DecoderService]) -> None:
+    frames = 200
+    standin.config.frames = frames
+    standin.config.tokens_per_second = 20000
+    chunks = await run(llm, make_decoder(ConstantCodec()), clock=PlayoutClock())
+    check_chunks(chunks, frames)
+    source = generate_tokens(standin.config, f"tara: {TEXT}")
+    parsed = FrameParser().feed(next(source) for _ in range(7 * frames))
+    want = to_int16(np.repeat(np.array([f.codes[0] for f in parsed]) / 4096, 2048))
+    assert np.array_equal(np.concatenate([c.pcm for c in chunks]), want)
+    assert all(c.frames <= StreamTuning().max_new_frames for c in chunks)
+
+
+@pytest.mark.parametrize("fault,error", [
+    ("refuse", BackendUnavailable),
+    ("text", BackendProtocolError),
+    ("garbage", BackendProtocolError),
+])
+async def test_backend_faults(fault: str, error: type[Exception], standin: StandinLLMServer,
+                              llm: LLMClient,
+                              make_decoder: Callable[..., DecoderService]) -> None:
+    standin.config.frames = 5
+    standin.config.fault = fault  # type: ignore[assignment]
+    chunks: list[AudioChunk] = []
+    with pytest.raises(error):
+        async for chunk in stream_segment(llm, make_decoder(ConstantCodec()), voice="tara",
+                                          text=TEXT, params=PARAMS):
+            chunks.append(chunk)
+    # only frames that came before the fault can have been played
+    assert sum(c.frames for c in chunks) <= 2
+
+
+async def test_failure_midway_plays_what_came_then_raises(
+    standin: StandinLLMServer, llm: LLMClient, make_decoder: Callable[..., DecoderService]
+) -> None:
+    standin.config.fault = "fail_midway"  # two frames, then the connection drops
+    chunks: list[AudioChunk] = []
+    with pytest.raises(BackendError) as info:
+        async for chunk in stream_segment(llm, make_decoder(ConstantCodec()), voice="tara",
+                                          text=TEXT, params=PARAMS):
+            chunks.append(chunk)
+    assert type(info.value) is BackendError
+    assert sum(c.frames for c in chunks) == 2
+    assert [c.frame_start for c in chunks] == list(np.cumsum([0] + [c.frames for c in chunks])[:-1])
+
+
+async def test_no_audio_is_a_protocol_error(standin: StandinLLMServer, llm: LLMClient,
+                                            make_decoder: Callable[..., DecoderService]) -> None:
+    standin.config.frames = 0  # end of speech straight away
+    with pytest.raises(BackendProtocolError):
+        await run(llm, make_decoder(ConstantCodec()))
+
+
+async def test_leaving_early_aborts_the_generation(
+    standin: StandinLLMServer, llm: LLMClient, make_decoder: Callable[..., DecoderService]
+) -> None:
+    standin.config.tokens_per_second = 300
+    chunks = stream_segment(llm, make_decoder(ConstantCodec()), voice="tara", text=TEXT,
+                            params=PARAMS, clock=PlayoutClock())
+    first = await anext(chunks)
+    assert first.frame_start == 0
+    assert standin.active == 1
+    await chunks.aclose()
+    await eventually(lambda: standin.aborted == 1 and standin.active == 0,
+                     what="generation aborted")
+
+
+async def test_decoder_failure_aborts_the_generation(
+    standin: StandinLLMServer, llm: LLMClient, make_decoder: Callable[..., DecoderService]
+) -> None:
+    standin.config.tokens_per_second = 300
+    with pytest.raises(DecoderError):
+        await run(llm, make_decoder(FailingCodec()))
+    await eventually(lambda: standin.aborted == 1 and standin.active == 0,
+                     what="generation aborted")
+
+
+def test_playout_clock() -> None:
+    clock = PlayoutClock()
+    assert clock.buffered_s(5.0) == 0.0
+    clock.sent(24000, now=10.0)
+    assert clock.started == 10.0
+    assert clock.buffered_s(10.0) == pytest.approx(1.0)
+    assert clock.buffered_s(10.25) == pytest.approx(0.75)
+    clock.sent(12000, now=10.5)  # queued behind what is still playing
+    assert clock.buffered_s(10.5) == pytest.approx(1.0)
+    assert clock.buffered_s(20.0) == 0.0
+    clock.sent(2400, now=20.0)  # the listener ran dry; playback resumes now
+    assert clock.buffered_s(20.0) == pytest.approx(0.1)
+    assert clock.started == 10.0
+
+
+def test_codes_follow_the_frame_layout() -> None:
+    rng = np.random.default_rng(0)
+    frames = [Frame(tuple(int(x) for x in rng.integers(0, 4096, 7)))  # type: ignore[arg-type]
+              for _ in range(9)]
+    codes: tuple[list[int], list[int], list[int]] = ([], [], [])
+    _extend_codes(codes, frames[:4])
+    _extend_codes(codes, frames)  # only the new frames are appended
+    for got, want in zip(codes, frames_to_codes(frames), strict=True):
+        assert got == want.tolist()

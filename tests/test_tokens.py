@@ -1,0 +1,177 @@
+"""Token ids -> frames (alignment, code range, text rejection) and frames -> SNAC codebooks."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from orpheus_ws.tokens import (
+    AUDIO_TOKEN_BASE,
+    BOS,
+    CODEBOOK_SIZE,
+    CUSTOM_TOKEN_BASE,
+    END_OF_HUMAN,
+    END_OF_SPEECH,
+    EOT,
+    PAD,
+    START_OF_AI,
+    START_OF_HUMAN,
+    START_OF_SPEECH,
+    Frame,
+    FrameParser,
+    InvalidAudioToken,
+    audio_token_id,
+    frames_to_codes,
+    native_prompt,
+    parse_custom_token,
+    text_prompt,
+)
+
+CONTROL = [START_OF_SPEECH, END_OF_SPEECH, START_OF_HUMAN, END_OF_HUMAN, START_OF_AI, PAD, BOS,
+           EOT, CUSTOM_TOKEN_BASE, AUDIO_TOKEN_BASE - 1]
+
+
+def tokens_of(frames: list[tuple[int, ...]]) -> list[int]:
+    return [audio_token_id(p, c) for codes in frames for p, c in enumerate(codes)]
+
+
+def random_frames(rng: random.Random, n: int) -> list[tuple[int, ...]]:
+    return [tuple(rng.randrange(CODEBOOK_SIZE) for _ in range(7)) for _ in range(n)]
+
+
+def test_ids_follow_the_custom_token_layout() -> None:
+    # <custom_token_N> is 128256 + N; audio starts at <custom_token_10>.
+    assert audio_token_id(0, 0) == 128266 == CUSTOM_TOKEN_BASE + 10
+    assert audio_token_id(1, 0) == 128266 + 4096
+    assert audio_token_id(6, 4095) == 128266 + 7 * 4096 - 1
+    assert START_OF_SPEECH == 128257 and END_OF_SPEECH == 128258
+
+
+def test_prompts() -> None:
+    assert native_prompt("tara", "Hi.") == [128259, 128000, "tara: Hi.", 128009, 128260,
+                                            128261, 128257]
+    assert text_prompt("leo", "Hi.") == "<|audio|>leo: Hi.<|eot_id|>"
+
+
+def test_frames_from_audio_tokens() -> None:
+    frames = random_frames(random.Random(1), 5)
+    parser = FrameParser()
+    got = parser.feed(tokens_of(frames))
+    assert [f.codes for f in got] == frames
+    assert parser.audio_tokens == 35
+
+
+def test_control_tokens_interleaved_keep_alignment() -> None:
+    rng = random.Random(2)
+    frames = random_frames(rng, 6)
+    stream: list[int] = []
+    for token in tokens_of(frames):
+        while rng.random() < 0.4:
+            stream.append(rng.choice(CONTROL))
+        stream.append(token)
+    stream.append(END_OF_SPEECH)
+    assert len(stream) > 50  # some control tokens did go in
+    parser = FrameParser()
+    assert [f.codes for f in parser.feed(stream)] == frames
+    assert parser.audio_tokens == 42
+
+
+def test_genuine_code_zero_is_kept() -> None:
+    # One reference drops code 0, which shifts every later frame.
+    frames = [(0, 0, 0, 0, 0, 0, 0), (5, 0, 7, 0, 9, 0, 11), (0, 4095, 0, 4095, 0, 4095, 0)]
+    assert [f.codes for f in FrameParser().feed(tokens_of(frames))] == frames
+
+
+@pytest.mark.parametrize("position", range(7))
+def test_code_4096_is_rejected(position: int) -> None:
+    # 4096 at position p is the id of code 0 at position p + 1; the references accept it.
+    parser = FrameParser()
+    parser.feed(tokens_of([(1, 2, 3, 4, 5, 6, 7)])[:position])
+    with pytest.raises(InvalidAudioToken):
+        parser.feed([AUDIO_TOKEN_BASE + position * CODEBOOK_SIZE + CODEBOOK_SIZE])
+
+
+@pytest.mark.parametrize("position", range(7))
+def test_token_for_another_position_is_rejected(position: int) -> None:
+    parser = FrameParser()
+    parser.feed(tokens_of([(1, 2, 3, 4, 5, 6, 7)])[:position])
+    for other in range(7):
+        if other != position:
+            with pytest.raises(InvalidAudioToken):
+                parser.feed([audio_token_id(other, 100)])
+    # a rejected token doesn't count: the right one is still accepted
+    assert parser.audio_tokens == position
+    parser.feed([audio_token_id(position, 100)])
+    assert parser.audio_tokens == position + 1
+
+
+@pytest.mark.parametrize("token", [0, 1000, 13, 128001, 128255])
+def test_text_tokens_are_rejected(token: int) -> None:
+    parser = FrameParser()
+    parser.feed([audio_token_id(0, 1)])
+    with pytest.raises(InvalidAudioToken):
+        parser.feed([token])
+
+
+def test_frames_split_across_feed_calls() -> None:
+    rng = random.Random(3)
+    for _ in range(50):
+        frames = random_frames(rng, rng.randrange(1, 8))
+        tokens = tokens_of(frames)
+        parser = FrameParser()
+        got: list[Frame] = []
+        i = 0
+        while i < len(tokens):
+            n = rng.randrange(0, 10)  # empty feeds too
+            got.extend(parser.feed(tokens[i : i + n]))
+            i += n
+        assert [f.codes for f in got] == frames
+
+
+def test_partial_frame_is_held_back() -> None:
+    parser = FrameParser()
+    tokens = tokens_of([(1, 2, 3, 4, 5, 6, 7)])
+    assert parser.feed(tokens[:6]) == []
+    assert parser.feed(tokens[6:]) == [Frame((1, 2, 3, 4, 5, 6, 7))]
+
+
+def test_frames_to_codes_layout() -> None:
+    # codebook 0: f[0]; codebook 1: f[1], f[4]; codebook 2: f[2], f[3], f[5], f[6]
+    frames = [Frame((10, 11, 12, 13, 14, 15, 16)), Frame((20, 21, 22, 23, 24, 25, 26))]
+    c0, c1, c2 = frames_to_codes(frames)
+    assert c0.tolist() == [10, 20]
+    assert c1.tolist() == [11, 14, 21, 24]
+    assert c2.tolist() == [12, 13, 15, 16, 22, 23, 25, 26]
+    assert c0.dtype == c1.dtype == c2.dtype == np.int64
+
+
+def test_frames_to_codes_shapes() -> None:
+    frames = [Frame(codes) for codes in random_frames(random.Random(4), 9)]
+    c0, c1, c2 = frames_to_codes(frames)
+    assert (c0.shape, c1.shape, c2.shape) == ((9,), (18,), (36,))
+    for k, frame in enumerate(frames):
+        f = frame.codes
+        assert (c0[k], *c1[2 * k : 2 * k + 2], *c2[4 * k : 4 * k + 4]) == (
+            f[0], f[1], f[4], f[2], f[3], f[5], f[6])
+
+
+def test_parse_custom_token() -> None:
+    assert parse_custom_token("<custom_token_10><custom_token_4106>") == [128266, 132362]
+    assert parse_custom_token("") == []
+    assert parse_custom_token("Hello, I am a model.") == []
+    assert parse_custom_token(" <custom_token_3> and <custom_token_28681>x") == [
+        CUSTOM_TOKEN_BASE + 3, CUSTOM_TOKEN_BASE + 28681]
+    # malformed pieces are passed over, an unterminated one ends the text
+    assert parse_custom_token("<custom_token_x><custom_token_12><custom_token_-1>") == [
+        CUSTOM_TOKEN_BASE + 12]
+    assert parse_custom_token("<custom_token_12><custom_token_13") == [CUSTOM_TOKEN_BASE + 12]
+
+
+def test_parse_custom_token_round_trips_audio_text() -> None:
+    frames = random_frames(random.Random(5), 4)
+    tokens = tokens_of(frames)
+    text = "".join(f"<custom_token_{t - CUSTOM_TOKEN_BASE}>" for t in tokens)
+    assert parse_custom_token(text) == tokens
+    assert [f.codes for f in FrameParser().feed(parse_custom_token(text))] == frames
