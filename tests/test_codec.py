@@ -123,3 +123,37 @@ def test_resolve_device() -> None:
     else:
         with pytest.raises(ValueError):
             resolve_device("cuda")
+
+
+def test_graph_path_pads_batches_to_buckets_and_runs_uncaptured_shapes_eagerly(
+    snac_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA-graph path's bookkeeping, on the CPU: torch.compile is replaced by a
+    recorder, so the test checks which shapes reach the captured function and that padding
+    rows never leak into the output."""
+    calls: list[tuple[int, int]] = []
+
+    def fake_compile(fn, **kwargs):  # type: ignore[no-untyped-def]
+        assert kwargs.get("mode") == "reduce-overhead"
+
+        def captured(codes):  # type: ignore[no-untyped-def]
+            calls.append(tuple(codes[0].shape))
+            return fn(codes)
+        return captured
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr("orpheus_ws.codec.GRAPH_BATCHES", (1, 4))
+    monkeypatch.setattr("orpheus_ws.codec.GRAPH_LENGTHS", (3,))
+    codec = SnacCodec(str(snac_dir), "cpu", noise=False, graphs=True)
+    assert codec._captured == {(1, 3), (4, 3)}
+    calls.clear()
+    batch = random_codes(7, 3, 3)
+    out = codec.decode(*batch)
+    assert calls == [(4, 3)]  # three rows padded up to the bucket of four
+    assert out.shape == (3, 3 * 2048)
+    for row in range(3):
+        alone = codec.decode(*(c[row : row + 1] for c in batch))
+        assert np.allclose(out[row], alone[0], atol=1e-4)
+    calls.clear()
+    odd = codec.decode(*random_codes(8, 2, 5))  # length 5 was never captured: eager
+    assert calls == [] and odd.shape == (2, 5 * 2048)
