@@ -29,7 +29,6 @@ BUFFERING_MODES = ("auto", "none")
 _HEADER = struct.Struct("<BBHIQIBBH")
 FLAG_SEGMENT_START = 1
 FLAG_SEGMENT_END = 2
-FLAG_CONTEXT_END = 4
 
 # protocol.md, "Close codes".
 CLOSE_NORMAL = 1000
