@@ -89,7 +89,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                              allow_headers=["*"],
                              expose_headers=["X-Processing-Time-Ms", "X-TTFA-Ms",
                                              "X-Audio-Duration-Seconds"])]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.ws_endpoint = ws
+    return app
 
 
 def __getattr__(name: str) -> Starlette:

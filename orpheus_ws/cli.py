@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from dataclasses import fields
+
+import uvicorn
+from starlette.applications import Starlette
 
 from .config import Settings
 
@@ -46,9 +50,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings.from_env(env)
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def run_graceful(app: Starlette, config: uvicorn.Config) -> None:
+    """uvicorn's server, but WebSocket sessions hear the shutdown first: each gets an
+    ``error`` event and close code 1001 (protocol.md) before uvicorn closes what is left."""
 
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await app.state.ws_endpoint.shutdown()
+            await super().shutdown(sockets)
+
+    Server(config).run()
+
+
+def serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
@@ -58,12 +72,17 @@ def serve(args: argparse.Namespace) -> int:
     from .app import configure_logging, create_app
 
     configure_logging(settings.log_level)
+    # Audio doesn't compress: permessage-deflate would only cost CPU on the event loop.
+    ws_options: dict[str, object] = {
+        "ws": "websockets-sansio", "ws_per_message_deflate": False,
+        "ws_ping_interval": settings.ws_ping_interval, "ws_ping_timeout": settings.ws_ping_interval,
+        "log_level": settings.log_level, "host": settings.host, "port": settings.port,
+    }
     if args.workers and int(args.workers) > 1:
-        uvicorn.run("orpheus_ws.app:app", host=settings.host, port=settings.port,
-                    workers=int(args.workers), log_level=settings.log_level, ws="websockets-sansio")
+        uvicorn.run("orpheus_ws.app:app", workers=int(args.workers), **ws_options)  # type: ignore[arg-type]
     else:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level=settings.log_level, ws="websockets-sansio")
+        app = create_app(settings)
+        run_graceful(app, uvicorn.Config(app, **ws_options))  # type: ignore[arg-type]
     return 0
 
 

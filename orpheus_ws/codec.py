@@ -111,6 +111,10 @@ class SnacCodec:
         self.graphs = (self.device == "cuda") if graphs is None else graphs
         self._captured: set[tuple[int, int]] = set()
         self._compiled = None
+        # The first calls of a fresh process are slow (lazy initialisation): pay it now.
+        for length in (2, 3):
+            self._run(self._net.decode, *(np.zeros((1, length * m), dtype=np.int64)
+                                          for m in (1, 2, 4)))
         if self.graphs:
             self._compiled = torch.compile(self._net.decode, mode="reduce-overhead",
                                            dynamic=False)

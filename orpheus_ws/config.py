@@ -37,7 +37,6 @@ class Settings:
     lookahead: int = 1
     # WebSocket limits (protocol.md).
     ws_max_contexts: int = 8
-    ws_max_active: int = 4
     ws_max_message_bytes: int = 65536
     ws_max_text_chars: int = 5000
     ws_idle_timeout: float = 180.0

@@ -9,7 +9,10 @@ leaving the iterator early closes the HTTP response so the backend frees its slo
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +34,19 @@ class SamplingParams:
     top_p: float = 0.9
     repetition_penalty: float = 1.1
     max_tokens: int = 512
+
+
+def abort(response: aiohttp.ClientResponse) -> None:
+    """Drops an unfinished stream's connection with a TCP reset (SO_LINGER 0), not a FIN: the
+    backend's next write fails at once, so it stops generating and frees its slot a token
+    sooner than after a graceful close."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    response.close()
 
 
 class LLMClient:
@@ -103,8 +119,13 @@ class LLMClient:
         try:
             response = await self._http().post(self.base_url + path, data=orjson.dumps(body),
                                                headers={"Content-Type": "application/json"})
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ConnectionTimeoutError as exc:
             raise BackendUnavailable("the LLM backend can't be reached") from exc
+        except TimeoutError as exc:  # connected, but no answer within the timeout
+            raise BackendError("the LLM backend did not answer in time") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise BackendUnavailable("the LLM backend can't be reached") from exc
+        finished = False
         try:
             if response.status != 200:
                 raise BackendUnavailable(f"the LLM backend answered HTTP {response.status}")
@@ -116,10 +137,14 @@ class LLMClient:
                     return
                 if ids:
                     yield ids
+            finished = True
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise BackendError("the LLM backend stream broke off") from exc
         finally:
-            response.close()  # not release(): an unfinished stream must drop the connection
+            if finished:
+                response.release()  # the backend ended: the connection can be reused
+            else:
+                abort(response)
 
     async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[int]]:
         """Batches of token ids, one batch per network read; ends at the backend's stop."""

@@ -56,6 +56,7 @@ from .ws_protocol import (
 from .ws_session import Context, ContextState, Session, TooManyContexts
 
 log = logging.getLogger("orpheus_ws.ws")
+CLOSE_LINGER_S = 10.0  # how long a close frame may wait behind unread audio (protocol.md, 4002)
 
 
 class ConnectionFault(Exception):
@@ -101,11 +102,22 @@ class WebSocketEndpoint:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.connections: set[Connection] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
-        await Connection(websocket, self.engine, self.settings).run()
+        connection = Connection(websocket, self.engine, self.settings)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    async def shutdown(self) -> None:
+        """Closes every socket with 1001 after an error event, stopping its contexts."""
+        await asyncio.gather(*(c.shut_down() for c in list(self.connections)),
+                             return_exceptions=True)
 
 
 class Connection:
@@ -121,6 +133,9 @@ class Connection:
         self.outgoing: deque[Outgoing] = deque()
         self.outgoing_bytes = 0
         self.wake_sender = asyncio.Event()
+        # Flow control: contexts stop handing over audio while this much waits to be sent.
+        self.room = asyncio.Event()
+        self.room.set()
 
     # -- the two loops ------------------------------------------------------------------
 
@@ -158,7 +173,7 @@ class Connection:
         s = self.settings
         return {"max_contexts": s.ws_max_contexts, "max_message_bytes": s.ws_max_message_bytes,
                 "max_text_chars": s.ws_max_text_chars, "idle_timeout_s": s.ws_idle_timeout,
-                "max_buffered_bytes": s.ws_max_buffered_bytes}
+                "max_buffered_bytes": s.ws_max_buffered_bytes, "send_timeout_s": s.ws_send_timeout}
 
     async def receive_loop(self) -> None:
         pending: asyncio.Future[dict[str, object]] | None = None
@@ -168,8 +183,9 @@ class Connection:
                     pending = asyncio.ensure_future(self.ws.receive())
                 done, _ = await asyncio.wait({pending}, timeout=self.settings.ws_idle_timeout)
                 if not done:
-                    if any(not rt.context.idle or rt.pending for rt in self.runtimes.values()):
-                        continue
+                    if self.outgoing or any(not rt.context.idle or rt.pending
+                                            for rt in self.runtimes.values()):
+                        continue  # audio still to send: not idle (protocol.md, 4000)
                     raise ConnectionFault(CLOSE_IDLE, "idle_timeout", "no message for "
                                           f"{self.settings.ws_idle_timeout:g} s")
                 message, pending = pending.result(), None
@@ -191,15 +207,13 @@ class Connection:
     async def send_loop(self) -> None:
         timeout = self.settings.ws_send_timeout
         while True:
-            if self.outgoing_bytes > self.settings.ws_max_buffered_bytes:
-                raise ConnectionFault(CLOSE_SLOW_CONSUMER, "slow_consumer", "the client is too "
-                                      "slow to read its audio")
             if not self.outgoing:
                 self.wake_sender.clear()
                 await self.wake_sender.wait()
                 continue
             item = self.outgoing.popleft()
             self.outgoing_bytes -= item.size
+            self.dequeued()
             data = item.data() if callable(item.data) else item.data
             try:
                 if isinstance(data, bytes):
@@ -219,16 +233,35 @@ class Connection:
         item = Outgoing(data, context, samples, first_audio)
         self.outgoing.append(item)
         self.outgoing_bytes += item.size
+        if self.outgoing_bytes >= self.settings.ws_max_buffered_bytes:
+            self.room.clear()
         self.wake_sender.set()
+
+    def dequeued(self) -> None:
+        if self.outgoing_bytes < self.settings.ws_max_buffered_bytes:
+            self.room.set()
+
+    async def wait_for_room(self) -> None:
+        """Holds a context's audio while the client has not read what is queued; a client
+        that stops reading is found by the send timeout (protocol.md, 4002)."""
+        while not self.room.is_set():
+            await self.room.wait()
+
+    async def shut_down(self) -> None:
+        await self.stop_contexts()
+        await self.close(ConnectionFault(CLOSE_GOING_AWAY, "going_away",
+                                         "the server is shutting down"))
 
     async def close(self, fault: ConnectionFault) -> None:
         log.info("session %s closed: %s (%d)", self.session_id, fault, fault.close_code)
         if self.ws.application_state != WebSocketState.CONNECTED:
             return
         with contextlib.suppress(Exception):
-            if fault.close_code not in (CLOSE_SLOW_CONSUMER, CLOSE_GOING_AWAY):
+            if fault.close_code != CLOSE_SLOW_CONSUMER:
                 await asyncio.wait_for(self.ws.send_text(error_event(fault.code, str(fault))), 2)
-            await asyncio.wait_for(self.ws.close(fault.close_code, str(fault)[:120]), 2)
+            # A slow reader gets its close frame only behind the audio it has yet to read.
+            linger = CLOSE_LINGER_S if fault.close_code == CLOSE_SLOW_CONSUMER else 2
+            await asyncio.wait_for(self.ws.close(fault.close_code, str(fault)[:120]), linger)
 
     # -- client messages (protocol.md, "Client messages") ------------------------------------
 
@@ -283,17 +316,28 @@ class Connection:
         runtime.changed.set()
 
     def on_cancel(self, context_id: str | None) -> None:
+        """Stops contexts now (protocol.md, "cancel"): queued audio is dropped at once, and the
+        acknowledgement leaves once the context's LLM requests are closed."""
         for context in self.session.cancel(context_id):
             runtime = self.runtimes.pop(context, None)
-            if runtime is not None and runtime.task is not None:
-                runtime.task.cancel()  # aborts its LLM requests (engine.synthesize's finally)
             kept = [o for o in self.outgoing if o.context is not context]
             self.outgoing_bytes = sum(o.size for o in kept)
             self.outgoing = deque(kept)
-            self.enqueue(lambda c=context: event(
-                "cancelled", context_id=c.id, samples_sent=c.samples_sent,
-                duration_ms=round(c.samples_sent * 1000 / c.options.format.sample_rate, 1)))
+            self.dequeued()
             self.session.forget(context)
+            task = runtime.task if runtime is not None else None
+            if task is None or task.done():
+                self.acknowledge_cancel(context)
+            else:
+                task.cancel()  # aborts its LLM requests (engine.synthesize's finally)
+                task.add_done_callback(lambda _, c=context: self.acknowledge_cancel(c))
+
+    def acknowledge_cancel(self, context: Context) -> None:
+        # Formatted when sent, so samples_sent counts every frame written before it.
+        self.enqueue(lambda: event(
+            "cancelled", context_id=context.id, samples_sent=context.samples_sent,
+            duration_ms=round(context.samples_sent * 1000 / context.options.format.sample_rate,
+                              1)))
 
     # -- a context's audio -------------------------------------------------------------------
 
@@ -327,6 +371,7 @@ class Connection:
                 clock=PlayoutClock(options.client_buffer_ms / 1000),
             ):
                 if isinstance(item, AudioChunk):
+                    await self.wait_for_room()
                     flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
                         (FLAG_SEGMENT_END if item.final else 0)
                     self.send_audio(runtime, runtime.converter.convert(item.pcm), item.segment,

@@ -1,0 +1,92 @@
+"""Faults that can't be caused from outside the process: a decoder that fails (a CUDA error,
+say) and an unexpected exception in a session. The server runs in-process on a real port,
+built by ``create_app`` with an engine whose parts the test chooses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from orpheus_ws.app import create_app
+from orpheus_ws.client import OrpheusClient, ServerError
+from orpheus_ws.config import Settings
+from orpheus_ws.decoder import DecoderService
+from orpheus_ws.devtools.llama_server import free_port
+from orpheus_ws.devtools.standin_llm import StandinLLMServer
+from orpheus_ws.engine import Engine
+from orpheus_ws.llm import LLMClient
+from orpheus_ws.ws_endpoint import Connection
+
+from ..utils import scaled
+
+
+class FailingCodec:
+    """A decoder that fails every call, as a GPU out of memory would."""
+
+    name = "failing"
+    device = "cpu"
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        raise RuntimeError("CUDA error: out of memory")
+
+
+@pytest_asyncio.fixture
+async def failing_server(standin: StandinLLMServer) -> AsyncIterator[str]:
+    standin.config.frames = 4
+    engine = Engine(LLMClient(standin.url), DecoderService(FailingCodec()), voices=["tara"])
+    port = free_port()
+    config = uvicorn.Config(create_app(Settings(), engine), host="127.0.0.1", port=port,
+                            log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        assert not task.done(), "the in-process server did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, scaled(10))
+
+
+async def test_a_failing_decoder_fails_its_context_with_decoder_error(
+        failing_server: str) -> None:
+    async with OrpheusClient.connect(f"ws://{failing_server}/api/tts/ws") as client:
+        with pytest.raises(ServerError) as info:
+            await asyncio.wait_for(client.speak("a", "Hello there."), scaled(10))
+        assert info.value.code == "decoder_error"
+        assert info.value.event["context_id"] == "a"
+        assert "CUDA" not in info.value.event["message"]  # no foreign exception text
+        assert (await client.ping(1))["id"] == 1  # the socket stays usable
+
+
+async def test_a_failing_decoder_answers_http_500(failing_server: str) -> None:
+    async with aiohttp.ClientSession() as http, http.post(
+            f"http://{failing_server}/api/tts/wav", json={"text": "Hello there."}) as response:
+        assert response.status == 500
+        assert (await response.json())["error"]["code"] == "decoder_error"
+
+
+async def test_an_unexpected_error_closes_1011_and_the_server_stays_up(
+        failing_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Connection, *args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Connection, "on_flush", broken)
+    url = f"ws://{failing_server}/api/tts/ws"
+    async with OrpheusClient.connect(url) as client:
+        await client.send({"type": "text", "context_id": "a", "text": "Hi"})
+        await client.send({"type": "flush", "context_id": "a"})
+        code, _ = await client.wait_closed(scaled(10))
+        assert code == 1011
+        assert [e["code"] for e in client.errors] == ["internal_error"]
+        assert "a bug" not in client.errors[0]["message"]
+    monkeypatch.undo()
+    async with OrpheusClient.connect(url) as client:
+        assert (await client.ping(2))["id"] == 2
