@@ -39,7 +39,8 @@ def mulaw_encode(pcm: np.ndarray) -> np.ndarray:
     magnitude = np.minimum(np.abs(x), 32635) + 0x84
     exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+    encoded: np.ndarray = (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+    return encoded
 
 
 def alaw_encode(pcm: np.ndarray) -> np.ndarray:
@@ -50,7 +51,8 @@ def alaw_encode(pcm: np.ndarray) -> np.ndarray:
     exponent = np.where(magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))) - 4)
     exponent = exponent.astype(np.int32)
     mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
-    return ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)
+    encoded: np.ndarray = ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)
+    return encoded
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,11 +48,11 @@ class DecodeRequest:
 
     @property
     def last(self) -> int:
-        return self.first + self.c0.shape[0]
+        return self.first + int(self.c0.shape[0])
 
     @property
     def available(self) -> int:
-        return self.c0.shape[0]
+        return int(self.c0.shape[0])
 
 
 @dataclass(slots=True)
@@ -80,7 +80,8 @@ class DecoderStats:
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+    pcm: np.ndarray = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+    return pcm
 
 
 class DecoderService:

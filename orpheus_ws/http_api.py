@@ -12,7 +12,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -157,8 +157,8 @@ class HttpApi:
             raise ValidationError("body", "is not valid JSON") from exc
         return parse_tts_request(data, self.engine.voices, self.default_voice)
 
-    def _chunks(self, req: TTSRequest) -> AsyncIterator[AudioChunk]:
-        async def only_audio() -> AsyncIterator[AudioChunk]:
+    def _chunks(self, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
+        async def only_audio() -> AsyncGenerator[AudioChunk, None]:
             async for event in self.engine.speak(req.text, voice=req.voice, params=req.params):
                 if isinstance(event, AudioChunk):
                     yield event
@@ -242,7 +242,7 @@ class HttpApi:
             )
         return await self._handle(request, handler)
 
-    async def _sse(self, req: TTSRequest, chunks: AsyncIterator[AudioChunk],
+    async def _sse(self, req: TTSRequest, chunks: AsyncGenerator[AudioChunk, None],
                    first: AudioChunk | None, started: float, ttfa: float) -> AsyncIterator[bytes]:
         number = samples = 0
         try:

@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .audio import ENCODINGS, SAMPLE_RATES, AudioFormat, FormatConverter
+from .audio import ENCODINGS, SAMPLE_RATES, AudioFormat
 from .config import Settings
-from .engine import Engine, SegmentFinished, SegmentStarted
-from .exceptions import OrpheusError
+from .engine import Engine
 from .http_api import EMOTION_TAGS
 from .request_fields import DEFAULTS
-from .segment_stream import AudioChunk, PlayoutClock
 from .tokens import SAMPLE_RATE
+from .ws_context import ContextRunner
+from .ws_outbox import Outbox
 from .ws_protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
@@ -36,8 +34,6 @@ from .ws_protocol import (
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONTEXTS,
     CLOSE_UNSUPPORTED,
-    FLAG_SEGMENT_END,
-    FLAG_SEGMENT_START,
     PROTOCOL_VERSION,
     Cancel,
     Configure,
@@ -47,13 +43,12 @@ from .ws_protocol import (
     Ping,
     ProtocolError,
     Text,
-    encode_audio_frame,
     error_event,
     event,
     options_dict,
     parse_client_message,
 )
-from .ws_session import Context, ContextState, Session, TooManyContexts
+from .ws_session import Context, Session, TooManyContexts
 
 log = logging.getLogger("orpheus_ws.ws")
 CLOSE_LINGER_S = 10.0  # how long a close frame may wait behind unread audio (protocol.md, 4002)
@@ -64,36 +59,6 @@ class ConnectionFault(Exception):
         super().__init__(message)
         self.close_code = close_code
         self.code = code
-
-
-@dataclass(eq=False)
-class Outgoing:
-    data: str | bytes | Callable[[], str]
-    context: Context | None = None
-    samples: int = 0
-    first_audio: AudioChunk | None = None  # set on a context's first frame, for the latency
-
-    @property
-    def size(self) -> int:
-        return len(self.data) if isinstance(self.data, str | bytes) else 64
-
-
-@dataclass(eq=False)
-class Runtime:
-    """What a live context needs beside its state: its segment feed, format, task."""
-
-    context: Context
-    converter: FormatConverter
-    pending: deque[str] = field(default_factory=deque)
-    input_ended: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    last_text_at: float = field(default_factory=time.monotonic)
-    segment_samples: int = 0
-    task: asyncio.Task[None] | None = None
-
-    def push(self, segments: list[str]) -> None:
-        self.pending.extend(segments)
-        self.changed.set()
 
 
 class WebSocketEndpoint:
@@ -129,13 +94,8 @@ class Connection:
                            settings.ws_buffer_delay_ms)
         self.session = Session(defaults, engine.voices, max_contexts=settings.ws_max_contexts)
         self.session_id = uuid.uuid4().hex[:12]
-        self.runtimes: dict[Context, Runtime] = {}
-        self.outgoing: deque[Outgoing] = deque()
-        self.outgoing_bytes = 0
-        self.wake_sender = asyncio.Event()
-        # Flow control: contexts stop handing over audio while this much waits to be sent.
-        self.room = asyncio.Event()
-        self.room.set()
+        self.runners: dict[Context, ContextRunner] = {}
+        self.outbox = Outbox(settings.ws_max_buffered_bytes)
 
     # -- the two loops ------------------------------------------------------------------
 
@@ -176,15 +136,14 @@ class Connection:
                 "max_buffered_bytes": s.ws_max_buffered_bytes, "send_timeout_s": s.ws_send_timeout}
 
     async def receive_loop(self) -> None:
-        pending: asyncio.Future[dict[str, object]] | None = None
+        pending: asyncio.Future[Any] | None = None
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(self.ws.receive())
                 done, _ = await asyncio.wait({pending}, timeout=self.settings.ws_idle_timeout)
                 if not done:
-                    if self.outgoing or any(not rt.context.idle or rt.pending
-                                            for rt in self.runtimes.values()):
+                    if self.outbox or any(r.busy for r in self.runners.values()):
                         continue  # audio still to send: not idle (protocol.md, 4000)
                     raise ConnectionFault(CLOSE_IDLE, "idle_timeout", "no message for "
                                           f"{self.settings.ws_idle_timeout:g} s")
@@ -207,13 +166,7 @@ class Connection:
     async def send_loop(self) -> None:
         timeout = self.settings.ws_send_timeout
         while True:
-            if not self.outgoing:
-                self.wake_sender.clear()
-                await self.wake_sender.wait()
-                continue
-            item = self.outgoing.popleft()
-            self.outgoing_bytes -= item.size
-            self.dequeued()
+            item = await self.outbox.get()
             data = item.data() if callable(item.data) else item.data
             try:
                 if isinstance(data, bytes):
@@ -228,24 +181,8 @@ class Connection:
                 raise ConnectionFault(CLOSE_SLOW_CONSUMER, "slow_consumer", "the client "
                                       f"did not read for {timeout:g} s") from None
 
-    def enqueue(self, data: str | bytes | Callable[[], str], context: Context | None = None,
-                samples: int = 0, first_audio: AudioChunk | None = None) -> None:
-        item = Outgoing(data, context, samples, first_audio)
-        self.outgoing.append(item)
-        self.outgoing_bytes += item.size
-        if self.outgoing_bytes >= self.settings.ws_max_buffered_bytes:
-            self.room.clear()
-        self.wake_sender.set()
-
-    def dequeued(self) -> None:
-        if self.outgoing_bytes < self.settings.ws_max_buffered_bytes:
-            self.room.set()
-
-    async def wait_for_room(self) -> None:
-        """Holds a context's audio while the client has not read what is queued; a client
-        that stops reading is found by the send timeout (protocol.md, 4002)."""
-        while not self.room.is_set():
-            await self.room.wait()
+    def enqueue(self, data: str) -> None:
+        self.outbox.put(data)
 
     async def shut_down(self) -> None:
         await self.stop_contexts()
@@ -291,178 +228,54 @@ class Connection:
         context, opened, segments = self.session.text(message.context_id, message.text,
                                                       message.overrides)
         if opened:
-            runtime = Runtime(context, FormatConverter(context.options.format))
-            self.runtimes[context] = runtime
+            runner = ContextRunner(context, self.session, self.engine, self.outbox)
+            self.runners[context] = runner
             self.enqueue(event("context_started", context_id=context.id,
                                options=options_dict(context.options)))
-            runtime.task = asyncio.ensure_future(self.run_context(runtime))
-        runtime = self.runtimes[context]
-        runtime.last_text_at = time.monotonic()
-        runtime.push(segments)
+            runner.task = asyncio.ensure_future(runner.run())
+            runner.task.add_done_callback(functools.partial(self.forget_runner, context))
+        self.runners[context].push(segments)
         if message.flush:
             self.on_flush(context, message.flush_id)
         if message.end:
             self.on_end(context)
 
     def on_flush(self, context: Context, flush_id: str | None) -> None:
-        runtime = self.runtimes[context]
-        runtime.push(self.session.flush(context, flush_id))
-        self.deliver_flushes(runtime)
+        runner = self.runners[context]
+        runner.push(self.session.flush(context, flush_id))
+        runner.deliver_flushes()
 
     def on_end(self, context: Context) -> None:
-        runtime = self.runtimes[context]
-        runtime.push(self.session.end(context))
-        runtime.input_ended = True
-        runtime.changed.set()
+        self.runners[context].end_input(self.session.end(context))
 
     def on_cancel(self, context_id: str | None) -> None:
         """Stops contexts now (protocol.md, "cancel"): queued audio is dropped at once, and the
         acknowledgement leaves once the context's LLM requests are closed."""
         for context in self.session.cancel(context_id):
-            runtime = self.runtimes.pop(context, None)
-            kept = [o for o in self.outgoing if o.context is not context]
-            self.outgoing_bytes = sum(o.size for o in kept)
-            self.outgoing = deque(kept)
-            self.dequeued()
+            runner = self.runners.pop(context, None)
+            self.outbox.purge(context)
             self.session.forget(context)
-            task = runtime.task if runtime is not None else None
+            task = runner.task if runner is not None else None
             if task is None or task.done():
                 self.acknowledge_cancel(context)
             else:
                 task.cancel()  # aborts its LLM requests (engine.synthesize's finally)
-                task.add_done_callback(lambda _, c=context: self.acknowledge_cancel(c))
+                task.add_done_callback(functools.partial(self.acknowledge_cancel, context))
 
-    def acknowledge_cancel(self, context: Context) -> None:
+    def forget_runner(self, context: Context, _: object = None) -> None:
+        self.runners.pop(context, None)
+
+    def acknowledge_cancel(self, context: Context, _: object = None) -> None:
         # Formatted when sent, so samples_sent counts every frame written before it.
-        self.enqueue(lambda: event(
+        self.outbox.put(lambda: event(
             "cancelled", context_id=context.id, samples_sent=context.samples_sent,
             duration_ms=round(context.samples_sent * 1000 / context.options.format.sample_rate,
                               1)))
 
-    # -- a context's audio -------------------------------------------------------------------
-
-    async def segments(self, runtime: Runtime) -> AsyncIterator[str]:
-        """The context's segments as released; text left unsent for ``buffer_delay_ms`` while
-        the context has nothing else to say is spoken anyway."""
-        context = runtime.context
-        delay = context.options.buffer_delay_ms / 1000
-        while True:
-            runtime.changed.clear()
-            if runtime.pending:
-                yield runtime.pending.popleft()
-                continue
-            if runtime.input_ended:
-                return
-            timeout = None
-            if context.segmenter.buffered.strip() and context.idle:
-                timeout = max(0.0, runtime.last_text_at + delay - time.monotonic())
-                if timeout == 0.0:
-                    runtime.push(self.session.release(context, context.segmenter.flush()))
-                    continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(runtime.changed.wait(), timeout)
-
-    async def run_context(self, runtime: Runtime) -> None:
-        context = runtime.context
-        options = context.options
-        try:
-            async for item in self.engine.synthesize(
-                self.segments(runtime), voice=options.voice, params=options.params,
-                clock=PlayoutClock(options.client_buffer_ms / 1000),
-            ):
-                if isinstance(item, AudioChunk):
-                    await self.wait_for_room()
-                    flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
-                        (FLAG_SEGMENT_END if item.final else 0)
-                    self.send_audio(runtime, runtime.converter.convert(item.pcm), item.segment,
-                                    flags, item)
-                    context.frames += item.frames
-                    context.source_samples += item.samples
-                elif isinstance(item, SegmentStarted):
-                    runtime.segment_samples = 0
-                    self.enqueue(event("segment_started", context_id=context.id,
-                                       segment=item.segment, text=item.text))
-                elif isinstance(item, SegmentFinished):
-                    self.segment_finished(runtime, item)
-            self.drain(runtime, context.finished)
-            context.move(ContextState.DONE)
-            self.enqueue(event(
-                "done", context_id=context.id, samples=context.samples_queued,
-                duration_ms=self.ms(context, context.samples_queued), frames=context.frames,
-                source_samples=context.source_samples, segments=context.finished,
-                ttfa_ms=self.ttfa_ms(context)))
-        except OrpheusError as exc:
-            if context.live:
-                context.move(ContextState.FAILED)
-                log.warning("context %s of session %s failed: %s", context.id, self.session_id,
-                            exc)
-                self.enqueue(error_event(exc.code, str(exc), context_id=context.id))
-        finally:
-            self.runtimes.pop(context, None)
-            self.session.forget(context)
-
-    def segment_finished(self, runtime: Runtime, item: SegmentFinished) -> None:
-        context = runtime.context
-        context.finished += 1
-        self.enqueue(event(
-            "segment_finished", context_id=context.id, segment=item.segment, text=item.text,
-            samples=runtime.segment_samples, source_samples=item.samples, frames=item.frames,
-            duration_ms=self.ms(context, runtime.segment_samples),
-            ttfa_ms=round((item.first_audio_at - item.started_at) * 1000, 1),
-            generation_ms=round((item.finished_at - item.started_at) * 1000, 1)))
-        self.deliver_flushes(runtime)
-
-    def deliver_flushes(self, runtime: Runtime) -> None:
-        context = runtime.context
-        due = context.due_flushes()
-        if due:
-            self.drain(runtime, context.finished)
-        for flush_id in due:
-            self.enqueue(event("flushed", context_id=context.id, flush_id=flush_id,
-                               samples=context.samples_queued))
-
-    def drain(self, runtime: Runtime, segment: int) -> None:
-        """Sends what the resampler still holds and starts a fresh one."""
-        if runtime.converter.format.sample_rate == SAMPLE_RATE:
-            return
-        tail = runtime.converter.convert(np.zeros(0, dtype=np.int16), last=True)
-        runtime.converter = FormatConverter(runtime.context.options.format)
-        if tail:
-            self.send_audio(runtime, tail, max(0, segment - 1), 0)
-
-    def send_audio(self, runtime: Runtime, payload: bytes, segment: int, flags: int,
-                   chunk: AudioChunk | None = None) -> None:
-        context = runtime.context
-        if not context.live or not payload:
-            return
-        fmt = context.options.format
-        samples = len(payload) // fmt.bytes_per_sample
-        frame = encode_audio_frame(context.id, payload, encoding=fmt.encoding,
-                                   sample_rate=fmt.sample_rate,
-                                   sample_offset=context.samples_queued,
-                                   sequence=context.sequence, segment=segment, flags=flags)
-        context.sequence += 1
-        context.samples_queued += samples
-        runtime.segment_samples += samples
-        first = context.first_audio_at is None
-        if first:
-            context.first_audio_at = time.monotonic()
-        self.enqueue(frame, context, samples, chunk if first else None)
-
-    @staticmethod
-    def ms(context: Context, samples: int) -> float:
-        return round(samples * 1000 / context.options.format.sample_rate, 1)
-
-    @staticmethod
-    def ttfa_ms(context: Context) -> float | None:
-        if context.first_audio_at is None:
-            return None
-        return round((context.first_audio_at - context.created_at) * 1000, 1)
-
     async def stop_contexts(self) -> None:
-        tasks = [rt.task for rt in self.runtimes.values() if rt.task is not None]
+        tasks = [r.task for r in self.runners.values() if r.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self.runtimes.clear()
+        self.runners.clear()

@@ -18,6 +18,7 @@ import orjson
 from . import request_fields
 from .audio import ENCODINGS, AudioFormat
 from .exceptions import ValidationError
+from .llm import SamplingParams
 
 PROTOCOL_VERSION = 1
 FRAME_VERSION = 1
@@ -58,7 +59,7 @@ class Options:
     """Per-context settings: session defaults, overridden per context (protocol.md)."""
 
     voice: str
-    params: request_fields.SamplingParams
+    params: SamplingParams
     format: AudioFormat
     buffering: str = "auto"
     buffer_delay_ms: float = 300.0

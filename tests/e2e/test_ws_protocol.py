@@ -69,10 +69,13 @@ async def llama_seconds_per_token(http: aiohttp.ClientSession,
 
 async def seconds_until_llama_idle(http: aiohttp.ClientSession,
                                    llama: LlamaServerProcess) -> float:
-    """Polls llama-server's /slots until no slot is processing; the time that took."""
+    """Polls llama-server's /slots until no slot is processing; the time that took. Every
+    5 ms, not flat out: llama-server answers /slots from its generation loop, so a flood of
+    polls would slow the very cancellation being measured."""
     started = time.monotonic()
     while await llama_busy_slots(http, llama):
         assert time.monotonic() - started < scaled(5), "llama-server slots stay busy"
+        await asyncio.sleep(0.005)
     return time.monotonic() - started
 
 
