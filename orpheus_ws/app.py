@@ -46,8 +46,9 @@ def build_engine(settings: Settings) -> Engine:
     decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
     llm = LLMClient(settings.llm_url, settings.llm_api,  # type: ignore[arg-type]
                     model=settings.llm_model, read_timeout_s=settings.llm_timeout)
-    tuning = StreamTuning(max_new_frames=settings.max_new_frames,
-                          max_batch_wait_s=settings.max_batch_wait_ms / 1000)
+    tuning = StreamTuning(max_new_frames=settings.new_frames_cap(codec.device),
+                          margin_s=settings.schedule_margin_ms / 1000,
+                          max_batch_wait_s=settings.batch_wait_s(codec.device))
     return Engine(llm, decoder, voices=settings.voice_list, tuning=tuning,
                   lookahead=settings.lookahead)
 

@@ -32,8 +32,9 @@ class Settings:
     snac_graphs: str = "auto"
     batching: bool = True
     max_batch: int = 32
-    max_batch_wait_ms: float = 50.0
-    max_new_frames: int = 16
+    max_batch_wait_ms: str = "auto"
+    max_new_frames: str = "auto"
+    schedule_margin_ms: float = 100.0
     lookahead: int = 1
     # WebSocket limits (protocol.md).
     ws_max_contexts: int = 8
@@ -45,6 +46,21 @@ class Settings:
     ws_buffer_delay_ms: float = 300.0
     ws_send_timeout: float = 10.0
     log_level: str = "info"
+
+    def batch_wait_s(self, device: str) -> float:
+        """How long a window may wait for batch company, at most. ``auto``: 200 ms where a
+        call costs about the same for one window or many (CUDA, the pass-through codec), 0 on
+        the CPU, where a batch costs what its parts cost and waiting buys nothing."""
+        if self.max_batch_wait_ms == "auto":
+            return 0.0 if device == "cpu" else 0.2
+        return float(self.max_batch_wait_ms) / 1000
+
+    def new_frames_cap(self, device: str) -> int:
+        """The most new frames per window. ``auto``: 8 on the CPU, where a 10-frame window is
+        cheapest per frame (BENCHMARKS.md), 16 elsewhere (fewer calls)."""
+        if self.max_new_frames == "auto":
+            return 8 if device == "cpu" else 16
+        return int(self.max_new_frames)
 
     @property
     def voice_list(self) -> list[str]:
@@ -81,6 +97,15 @@ class Settings:
             raise ValueError("llm_api must be 'llama' or 'openai'")
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError("device must be auto, cuda or cpu")
+        if self.max_batch_wait_ms != "auto":
+            try:
+                if float(self.max_batch_wait_ms) < 0:
+                    raise ValueError
+            except ValueError:
+                raise ValueError("max_batch_wait_ms must be 'auto' or a number >= 0") from None
+        if self.max_new_frames != "auto" and not (
+                self.max_new_frames.isdigit() and 1 <= int(self.max_new_frames) <= 64):
+            raise ValueError("max_new_frames must be 'auto' or 1-64")
         if self.snac_graphs not in ("auto", "on", "off"):
             raise ValueError("snac_graphs must be auto, on or off")
         if self.codec not in ("snac", "passthrough"):

@@ -162,12 +162,14 @@ class Engine:
         slots = asyncio.Semaphore(self.lookahead + 1)
         tasks: set[asyncio.Task[None]] = set()
 
-        async def run(index: int, text: str, out: asyncio.Queue[Any]) -> None:
+        async def run(index: int, text: str, out: asyncio.Queue[Any],
+                      current: asyncio.Event | None) -> None:
             self.in_flight += 1
             try:
                 async for chunk in stream_segment(
                     self.llm, self.decoder, voice=voice, text=text, params=params,
-                    segment=index, clock=clock, tuning=self.tuning,
+                    segment=index, clock=clock, tuning=self.tuning, delivers=False,
+                    current=current,
                 ):
                     out.put_nowait(chunk)
                 out.put_nowait(_END)
@@ -182,9 +184,12 @@ class Engine:
                 async for text in _aiter(segments):
                     await slots.acquire()
                     out: asyncio.Queue[Any] = asyncio.Queue()
-                    tasks.add(loop.create_task(run(index, text, out), name=f"segment-{index}"))
+                    # A listener in real time: decode a segment once its turn comes.
+                    current = asyncio.Event() if clock is not None else None
+                    tasks.add(loop.create_task(run(index, text, out, current),
+                                               name=f"segment-{index}"))
                     # the segment starts when its generation does, not when its turn comes
-                    order.put_nowait((index, text, out, time.monotonic()))
+                    order.put_nowait((index, text, out, time.monotonic(), current))
                     index += 1
                 order.put_nowait(_END)
             except Exception as exc:  # the segment source failed: end the stream with it
@@ -198,7 +203,9 @@ class Engine:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                index, text, out, started = item
+                index, text, out, started, current = item
+                if current is not None:
+                    current.set()
                 first_audio = 0.0
                 frames = samples = 0
                 yield SegmentStarted(index, text)
@@ -217,6 +224,8 @@ class Engine:
                     frames += chunk.frames
                     samples += chunk.samples
                     first_audio = first_audio or chunk.ready_at
+                    if clock is not None:  # the listener gets audio in order, from here
+                        clock.sent(chunk.samples)
                     yield chunk
                 yield SegmentFinished(index, text, frames, samples, started, first_audio,
                                       time.monotonic())

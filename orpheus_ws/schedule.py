@@ -86,16 +86,17 @@ class ChunkSchedule:
 
     def next_window(self, received: int, ended: bool, target: int = 1) -> Window | None:
         start = self.emitted
+        cap = self.max_new_frames
         if ended:
-            count = min(received - start, self.max_new_frames)
+            count = min(received - start, cap)
             if count <= 0:
                 return None
         else:
             ready = received - start - self.context
-            want = 1 if start == 0 else _pow2_floor(max(1, min(target, self.max_new_frames)))
+            want = 1 if start == 0 else _pow2_floor(max(1, min(target, cap)))
             if ready < want:
                 return None
-            count = _pow2_floor(min(ready, self.max_new_frames))
+            count = _pow2_floor(min(ready, cap))
         window = Window(
             start=max(0, start - self.context),
             end=min(received, start + count + self.context),

@@ -62,7 +62,7 @@ class StreamTuning:
 
     max_new_frames: int = 16
     max_batch_wait_s: float = 0.05
-    margin_s: float = 0.05
+    margin_s: float = 0.1
     initial_frame_interval_s: float = 7 / 82
 
 
@@ -94,9 +94,16 @@ async def stream_segment(
     segment: int = 0,
     clock: PlayoutClock | None = None,
     tuning: StreamTuning = StreamTuning(),
+    delivers: bool = True,
+    current: asyncio.Event | None = None,
 ) -> AsyncIterator[AudioChunk]:
     """The segment's audio, every frame exactly once: F frames give F x 2048 samples.
 
+    ``delivers``: each chunk goes to the listener as it is yielded, so it counts on ``clock``;
+    a caller that holds chunks back (a segment generated ahead) counts them itself on delivery.
+    ``current``: while it is not set, the segment is generated ahead of the one being heard:
+    its frames are gathered but not decoded, since its audio isn't due yet and decoding it later
+    takes fewer, larger windows.
     ``clock=None`` means no one is listening in real time (a whole-file request): windows are
     as large and batched as the tuning allows.
     """
@@ -127,12 +134,15 @@ async def stream_segment(
             wake.set()
 
     producer = asyncio.get_running_loop().create_task(produce(), name=f"llm-segment-{segment}")
+    per_frame_s = decoder.seconds_per_frame
     codes: tuple[list[int], list[int], list[int]] = ([], [], [])
     try:
         while True:
+            if current is not None and not current.is_set():
+                await current.wait()
             wake.clear()
             ended = bool(state["ended"])
-            target, wait_s = _plan(clock, arrivals, decoder, tuning,
+            target, wait_s = _plan(clock, arrivals, per_frame_s, tuning,
                                    schedule.ready(len(frames)))
             window = schedule.next_window(len(frames), ended, target)
             if window is None:
@@ -147,14 +157,19 @@ async def stream_segment(
             c2 = np.asarray(codes[2][4 * first : 4 * window.end], dtype=np.int64)
             window_ready = arrivals[window.end - 1]
             timing: dict[str, float] = {}
+            submitted = time.monotonic()
             pcm = await decoder.decode(
                 (c0, c1, c2), first=first, need=window.frames,
                 emit_start=window.emit_start, emit_end=window.emit_end,
                 max_wait_s=wait_s, timing=timing,
             )
             now = time.monotonic()
+            # What a window costs this stream, queueing behind other streams included, but not
+            # the wait for batch company it chose: the schedule plans with it.
+            spent = max(timing.get("call_s", 0.0), now - submitted - wait_s)
+            per_frame_s += 0.3 * (spent / window.frames - per_frame_s)
             final = bool(state["ended"]) and window.emit_end == len(frames)
-            if clock is not None:
+            if clock is not None and delivers:
                 clock.sent(pcm.shape[0], now)
             yield AudioChunk(
                 pcm=pcm, segment=segment, frame_start=window.emit_start,
@@ -184,7 +199,7 @@ def _extend_codes(codes: tuple[list[int], list[int], list[int]], frames: list[Fr
 def _plan(
     clock: PlayoutClock | None,
     arrivals: list[float],
-    decoder: DecoderService,
+    per_frame: float,
     tuning: StreamTuning,
     ready: int,
 ) -> tuple[int, float]:
@@ -199,7 +214,6 @@ def _plan(
     if len(arrivals) >= 4:
         span = arrivals[-1] - arrivals[-4]
         interval = max(span / 3, 0.0)
-    per_frame = decoder.seconds_per_frame
     buffered = clock.buffered_s()
     target = affordable_frames(buffered, interval, per_frame, ready=ready,
                                margin_s=tuning.margin_s, cap=tuning.max_new_frames)

@@ -37,6 +37,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paced", action="store_true",
                         help="load: send text word by word at an LLM's pace")
     parser.add_argument("--text", default=scenarios.SENTENCE, help="load: the text to speak")
+    parser.add_argument("--jitter-ms", type=float, default=200.0,
+                        help="the simulated player's jitter buffer (declared to the server)")
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                         help="a server setting for the scenario's server (e.g. max_batch=64)")
 
@@ -49,6 +51,7 @@ def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
         out["frames"] = args.frames
     out["tps"] = args.tokens_per_second
     out["server"] = dict(item.split("=", 1) for item in args.set)
+    out["jitter_s"] = args.jitter_ms / 1000
     return out
 
 
@@ -74,6 +77,7 @@ def run_bench(args: argparse.Namespace) -> int:
         kwargs = _kwargs(args)
         if name == "efficiency":
             kwargs.pop("streams", None)
+            kwargs.pop("jitter_s", None)
         result = getattr(scenarios, name)(snac_model, **kwargs)
         report[name] = result
         _print_table(name, result)
@@ -88,9 +92,12 @@ def run_bench(args: argparse.Namespace) -> int:
 def _print_table(name: str, result: dict[str, Any]) -> None:
     print(f"\n== {name} ==")
     for key, value in result.items():
+        if key == "results":
+            continue
         if isinstance(value, dict):
             print(f"  {key}:")
             for k, v in value.items():
-                print(f"    {k:<28} {v}")
+                if k != "results":
+                    print(f"    {k:<28} {v}")
         else:
             print(f"  {key:<30} {value}")

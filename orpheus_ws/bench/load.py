@@ -29,6 +29,7 @@ class ContextResult:
     underrun_s: float
     audio_s: float
     wall_s: float
+    gaps: tuple[tuple[float, float], ...] = ()
 
     @property
     def rtf(self) -> float:
@@ -69,7 +70,7 @@ async def _speak(client: OrpheusClient, context_id: str, text: str, *, paced: bo
         exact=samples == frames * SAMPLES_PER_FRAME == done.get("samples"),
         underruns=player.underruns, early_underruns=player.early_underruns,
         underrun_s=player.underrun_s, audio_s=samples / SAMPLE_RATE,
-        wall_s=(arrivals[-1][0] - started) if arrivals else 0.0,
+        wall_s=(arrivals[-1][0] - started) if arrivals else 0.0, gaps=player.gaps,
     )
 
 

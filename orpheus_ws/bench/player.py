@@ -16,6 +16,7 @@ class PlayerResult:
     underrun_s: float
     early_underruns: int
     started_at: float | None
+    gaps: tuple[tuple[float, float], ...] = ()  # (audio position s, silence s) of each underrun
 
 
 def simulate_player(arrivals: list[tuple[float, float]], *, jitter_s: float = 0.2,
@@ -38,10 +39,12 @@ def simulate_player(arrivals: list[tuple[float, float]], *, jitter_s: float = 0.
     played = 0.0           # seconds of audio played before ``clock``
     underruns = early = 0
     gap_total = 0.0
+    gaps: list[tuple[float, float]] = []
     for at, seconds in arrivals[index + 1 :]:
         runs_out = clock + buffered
         if at > runs_out:
             position = played + buffered
+            gaps.append((round(position, 3), round(at - runs_out, 4)))
             if position >= grace_s:
                 underruns += 1
                 gap_total += at - runs_out
@@ -53,4 +56,4 @@ def simulate_player(arrivals: list[tuple[float, float]], *, jitter_s: float = 0.
             buffered -= at - clock
             clock = at
         buffered += seconds
-    return PlayerResult(underruns, round(gap_total, 4), early, start)
+    return PlayerResult(underruns, round(gap_total, 4), early, start, tuple(gaps))
