@@ -1,0 +1,54 @@
+"""The benchmark's simulated player and load summary (orpheus_ws.bench)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from orpheus_ws.bench.load import ContextResult, percentile, summarize
+from orpheus_ws.bench.player import simulate_player
+
+from .utils import scaled
+
+
+def test_a_stream_faster_than_real_time_never_underruns() -> None:
+    arrivals = [(0.05 * k, 0.0853) for k in range(40)]
+    result = simulate_player(arrivals, jitter_s=0.2)
+    assert (result.underruns, result.early_underruns, result.gaps) == (0, 0, ())
+    assert result.started_at == 0.1  # the third chunk fills the 200 ms jitter buffer
+
+
+def test_gaps_are_counted_where_they_happen() -> None:
+    # 0.5 s of audio at once, then a chunk 0.3 s after the audio ran out, then one 2 s later
+    arrivals = [(0.0, 0.5), (0.8, 1.0), (3.8, 0.5)]
+    result = simulate_player(arrivals, jitter_s=0.2, grace_s=1.0)
+    assert result.gaps == ((0.5, 0.3), (1.5, 2.0))
+    assert (result.early_underruns, result.underruns) == (1, 1)
+    assert result.underrun_s == 2.0
+
+
+def test_summary_counts_exactness_and_percentiles() -> None:
+    results = [ContextResult(0.1 * k, 2048 * k, k, k != 3, 0, 0, 0.0, 0.0853 * k, 1.0)
+               for k in range(1, 6)]
+    summary = summarize(results)
+    assert summary["exact"] == 4 and summary["contexts"] == 5
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+
+
+def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
+    """``orpheus-ws bench overhead`` with a small load: stand-in and server processes, the
+    load through the client, and a JSON report whose numbers add up."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "orpheus_ws.cli", "bench", "overhead", "--streams", "2",
+         "--frames", "4", "--tokens-per-second", "400", "--out", str(out)],
+        capture_output=True, text=True, timeout=scaled(180))
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    report = json.loads(out.read_text())["overhead"]
+    run = report["run"]
+    assert run["contexts"] == 4 and run["exact"] == 4  # 2 sessions x 2 replies, sample-exact
+    assert run["audio_s"] == round(4 * 3 * 4 * 2048 / 24000, 2)  # 3 sentences of 4 frames
+    assert run["server_cpu_s"] > 0 and run["decode_calls"] > 0
+    assert "== overhead ==" in done.stdout
