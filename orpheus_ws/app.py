@@ -47,7 +47,7 @@ def build_engine(settings: Settings) -> Engine:
     llm = LLMClient(settings.llm_url, settings.llm_api,  # type: ignore[arg-type]
                     model=settings.llm_model, read_timeout_s=settings.llm_timeout)
     tuning = StreamTuning(max_new_frames=settings.new_frames_cap(codec.device),
-                          margin_s=settings.schedule_margin_ms / 1000,
+                          margin_s=settings.margin_s(codec.device),
                           max_batch_wait_s=settings.batch_wait_s(codec.device))
     return Engine(llm, decoder, voices=settings.voice_list, tuning=tuning,
                   lookahead=settings.lookahead)

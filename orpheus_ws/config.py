@@ -34,7 +34,7 @@ class Settings:
     max_batch: int = 32
     max_batch_wait_ms: str = "auto"
     max_new_frames: str = "auto"
-    schedule_margin_ms: float = 100.0
+    schedule_margin_ms: str = "auto"
     lookahead: int = 1
     # WebSocket limits (protocol.md).
     ws_max_contexts: int = 8
@@ -61,6 +61,13 @@ class Settings:
         if self.max_new_frames == "auto":
             return 8 if device == "cpu" else 16
         return int(self.max_new_frames)
+
+    def margin_s(self, device: str) -> float:
+        """Audio kept in hand against decode-time jitter. ``auto``: 100 ms on the CPU (decode
+        times vary with load), 50 ms elsewhere."""
+        if self.schedule_margin_ms == "auto":
+            return 0.1 if device == "cpu" else 0.05
+        return float(self.schedule_margin_ms) / 1000
 
     @property
     def voice_list(self) -> list[str]:
