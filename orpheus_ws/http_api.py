@@ -190,13 +190,20 @@ class HttpApi:
                 log.warning("%s failed: %s", request.url.path, exc)
             return error_response(exc)
 
+    async def _speak_whole(self, request: Request, label: str
+                           ) -> tuple[np.ndarray, float, float, float]:
+        """A whole request's samples, TTFA (ms), processing time (ms), duration (s); logged
+        as the seed server does."""
+        req = await self._parse(request)
+        pcm, ttfa, total = await until_disconnect(request, self._whole(req))
+        duration = pcm.shape[0] / SAMPLE_RATE
+        log.info("%s completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
+                 label, len(req.text), duration, total, ttfa)
+        return pcm, ttfa, total, duration
+
     async def tts_json(self, request: Request) -> Response:
         async def handler() -> Response:
-            req = await self._parse(request)
-            pcm, ttfa, total = await until_disconnect(request, self._whole(req))
-            duration = pcm.shape[0] / SAMPLE_RATE
-            log.info("TTS completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
-                     len(req.text), duration, total, ttfa)
+            pcm, ttfa, total, duration = await self._speak_whole(request, "TTS")
             return JSONResponse({
                 "audio_base64": base64.b64encode(wav_bytes(pcm)).decode("ascii"),
                 "duration_seconds": round(duration, 3),
@@ -208,11 +215,7 @@ class HttpApi:
 
     async def tts_wav(self, request: Request) -> Response:
         async def handler() -> Response:
-            req = await self._parse(request)
-            pcm, ttfa, total = await until_disconnect(request, self._whole(req))
-            duration = pcm.shape[0] / SAMPLE_RATE
-            log.info("TTS WAV completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
-                     len(req.text), duration, total, ttfa)
+            pcm, ttfa, total, duration = await self._speak_whole(request, "TTS WAV")
             return Response(wav_bytes(pcm), media_type="audio/wav", headers={
                 "X-Processing-Time-Ms": f"{total:.1f}",
                 "X-TTFA-Ms": f"{ttfa:.1f}",

@@ -513,3 +513,27 @@ async def test_uvicorn_workers_read_the_environment(fake_llm: StandinLLMServer, 
         assert completions(fake_llm, before) == ["zac: Hi."]
     finally:
         assert await server.stop() == 0, server.log_tail()
+
+
+async def test_gunicorn_with_uvicorn_workers(fake_llm: StandinLLMServer, snac_dir: Path,
+                                             tmp_path: Path) -> None:
+    """The seed README's production command, with this app."""
+    env = clean_env(ORPHEUS_WS_LLM_URL=fake_llm.url, ORPHEUS_WS_SNAC_MODEL=str(snac_dir),
+                    ORPHEUS_WS_DEVICE="cpu", ORPHEUS_WS_VOICES="tara,zac",
+                    ORPHEUS_WS_DEFAULT_VOICE="zac", ORPHEUS_WS_TORCH_THREADS="1")
+    server = ServerProcess(
+        lambda port: [sys.executable, "-m", "gunicorn", "orpheus_ws.app:app", "-w", "2", "-k",
+                      "uvicorn.workers.UvicornWorker", "--bind", f"127.0.0.1:{port}"],
+        tmp_path / "gunicorn.log", env=env)
+    await server.start()
+    try:
+        fake_llm.config.frames = 3
+        before = len(fake_llm.requests)
+        async with aiohttp.ClientSession() as http:
+            assert await samples_from(http, server, "/api/tts/wav", {"text": "Hi."}) == \
+                3 * SAMPLES_PER_FRAME
+            async with http.get(server.url + "/api/voices") as response:
+                assert (await response.json())["voices"] == ["tara", "zac"]
+        assert completions(fake_llm, before) == ["zac: Hi."]
+    finally:
+        assert await server.stop() == 0, server.log_tail()

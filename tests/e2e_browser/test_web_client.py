@@ -22,8 +22,9 @@ from orpheus_ws.audio import alaw_encode, mulaw_encode
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 from orpheus_ws.ws_protocol import encode_audio_frame
 
+from ..e2e.harness import ServerProcess, serve_command
 from ..utils import scaled
-from .conftest import Browser, BrowserPage, WebServer
+from .conftest import Browser, BrowserPage
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = 128  # max_tokens: 18 frames, 1.5 s of audio per segment
@@ -45,7 +46,7 @@ async def wait_for(page: Page, condition: str, timeout: float = 30.0) -> None:
     await page.wait_for_function(expression, timeout=scaled(timeout) * MS, polling=20)
 
 
-async def open_player(browser: Browser, server: WebServer) -> BrowserPage:
+async def open_player(browser: Browser, server: ServerProcess) -> BrowserPage:
     opened = await browser.open(f"{server.url}/client")
     await wait_for(opened.page, "d.ready !== null")
     return opened
@@ -55,7 +56,7 @@ async def set_max_tokens(page: Page, value: int) -> None:
     await page.fill("#max-tokens", str(value))
 
 
-async def test_page_loads_connected_with_the_voices(browser: Browser, web_server: WebServer
+async def test_page_loads_connected_with_the_voices(browser: Browser, web_server: ServerProcess
                                                     ) -> None:
     opened = await open_player(browser, web_server)
     page = opened.page
@@ -74,7 +75,7 @@ async def test_page_loads_connected_with_the_voices(browser: Browser, web_server
     assert opened.console_errors == []
 
 
-async def test_emotion_tag_is_inserted_at_the_cursor(browser: Browser, web_server: WebServer
+async def test_emotion_tag_is_inserted_at_the_cursor(browser: Browser, web_server: ServerProcess
                                                      ) -> None:
     page = (await open_player(browser, web_server)).page
     await page.fill("#text", "Well that was funny")
@@ -85,7 +86,7 @@ async def test_emotion_tag_is_inserted_at_the_cursor(browser: Browser, web_serve
 
 
 async def test_frame_parser_reads_every_encoding_the_server_writes(
-        browser: Browser, web_server: WebServer) -> None:
+        browser: Browser, web_server: ServerProcess) -> None:
     page = (await open_player(browser, web_server)).page
     pcm = np.array([0, 1, -1, 1000, -1000, 32767, -32768, 12345], dtype=np.int16)
     payloads = {
@@ -129,7 +130,7 @@ async def test_frame_parser_reads_every_encoding_the_server_writes(
     assert parsed["mulaw"]["kind"] == parsed["alaw"]["kind"] == "Uint8Array"
 
 
-async def test_speak_plays_exactly_what_the_server_sent(browser: Browser, web_server: WebServer,
+async def test_speak_plays_exactly_what_the_server_sent(browser: Browser, web_server: ServerProcess,
                                                         tmp_path: Path) -> None:
     opened = await open_player(browser, web_server)
     page = opened.page
@@ -174,7 +175,7 @@ async def test_speak_plays_exactly_what_the_server_sent(browser: Browser, web_se
 
 
 async def test_stop_mid_utterance_silences_at_once_and_the_next_one_plays(
-        browser: Browser, web_server: WebServer, tmp_path: Path) -> None:
+        browser: Browser, web_server: ServerProcess, tmp_path: Path) -> None:
     opened = await open_player(browser, web_server)
     page = opened.page
     await set_max_tokens(page, LONG)
@@ -228,7 +229,7 @@ async def save_screenshot(page: Page, tmp_path: Path) -> None:
 
 
 async def test_speak_as_you_type_starts_audio_before_typing_ends(
-        browser: Browser, web_server: WebServer) -> None:
+        browser: Browser, web_server: ServerProcess) -> None:
     opened = await open_player(browser, web_server)
     page = opened.page
     await set_max_tokens(page, SHORT)
@@ -263,7 +264,7 @@ async def test_speak_as_you_type_starts_audio_before_typing_ends(
 
 
 async def test_invalid_option_is_shown_and_the_page_recovers(browser: Browser,
-                                                             web_server: WebServer) -> None:
+                                                             web_server: ServerProcess) -> None:
     opened = await open_player(browser, web_server)
     page = opened.page
     await page.fill("#temperature", "5")
@@ -284,13 +285,14 @@ async def test_invalid_option_is_shown_and_the_page_recovers(browser: Browser,
     assert opened.console_errors == []
 
 
-async def test_server_error_is_shown(browser: Browser, web_server: WebServer,
+async def test_server_error_is_shown(browser: Browser, web_server: ServerProcess,
                                      standin: StandinLLMServer, snac_dir: Path,
                                      tmp_path: Path) -> None:
     """A second server, typed into the URL field, whose LLM backend refuses every request."""
     standin.config.fault = "refuse"
-    failing = WebServer(standin.url, snac_dir, tmp_path / "refusing_server.log")
-    await asyncio.to_thread(failing.start)  # the stand-in keeps serving on this loop meanwhile
+    failing = ServerProcess(lambda port: serve_command(port, standin.url, snac_dir),
+                            tmp_path / "refusing_server.log")
+    await failing.start()  # async: the stand-in keeps serving on this loop meanwhile
     try:
         opened = await open_player(browser, web_server)
         page = opened.page
@@ -311,4 +313,4 @@ async def test_server_error_is_shown(browser: Browser, web_server: WebServer,
         await expect(page.locator("#stop")).to_be_disabled()
         assert opened.console_errors == []
     finally:
-        await asyncio.to_thread(failing.stop)
+        await failing.stop()
