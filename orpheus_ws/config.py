@@ -48,11 +48,12 @@ class Settings:
     log_level: str = "info"
 
     def batch_wait_s(self, device: str) -> float:
-        """How long a window may wait for batch company, at most. ``auto``: 200 ms where a
-        call costs about the same for one window or many (CUDA, the pass-through codec), 0 on
-        the CPU, where a batch costs what its parts cost and waiting buys nothing."""
+        """How long a window may wait for batch company, at most (never longer than the
+        listener's audio in hand allows). ``auto``: 500 ms where a call costs about the same
+        for one window or many (CUDA, the pass-through codec), 0 on the CPU, where a batch
+        costs what its parts cost and waiting buys nothing (BENCHMARKS.md, 3)."""
         if self.max_batch_wait_ms == "auto":
-            return 0.0 if device == "cpu" else 0.2
+            return 0.0 if device == "cpu" else 0.5
         return float(self.max_batch_wait_ms) / 1000
 
     def new_frames_cap(self, device: str) -> int:

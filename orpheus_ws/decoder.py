@@ -107,6 +107,7 @@ class DecoderService:
         self.on_call: Callable[[int, float], None] | None = None
         # Wall time a call takes per frame of window length (EWMA): what a stream waits.
         self.seconds_per_frame = 0.02
+        self.streams = 0  # streams decoding now: with one alone, waiting for company is moot
 
     async def start(self) -> None:
         if self._task is None:
@@ -147,7 +148,7 @@ class DecoderService:
         request = DecodeRequest(
             c0=codes[0], c1=codes[1], c2=codes[2], first=first, need=need,
             emit_start=emit_start, emit_end=emit_end,
-            deadline=loop.time() + (max_wait_s if self.batching else 0.0),
+            deadline=loop.time() + (max_wait_s if self.batching and self.streams > 1 else 0.0),
             future=loop.create_future(), timing=timing,
         )
         self._pending.append(request)

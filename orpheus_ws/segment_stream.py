@@ -136,10 +136,14 @@ async def stream_segment(
     producer = asyncio.get_running_loop().create_task(produce(), name=f"llm-segment-{segment}")
     per_frame_s = decoder.seconds_per_frame
     codes: tuple[list[int], list[int], list[int]] = ([], [], [])
+    decoding = False
     try:
         while True:
             if current is not None and not current.is_set():
                 await current.wait()
+            if not decoding:
+                decoding = True
+                decoder.streams += 1
             wake.clear()
             ended = bool(state["ended"])
             target, wait_s = _plan(clock, arrivals, per_frame_s, tuning,
@@ -182,6 +186,8 @@ async def stream_segment(
         if not frames:
             raise BackendProtocolError("the LLM backend produced no audio for the segment")
     finally:
+        if decoding:
+            decoder.streams -= 1
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer

@@ -115,6 +115,12 @@ class ContextRunner:
                 context.move(ContextState.FAILED)
                 log.warning("context %s failed: %s", context.id, exc)
                 self.outbox.put(error_event(exc.code, str(exc), context_id=context.id))
+        except Exception:
+            log.exception("context %s failed unexpectedly", context.id)
+            if context.live:
+                context.move(ContextState.FAILED)
+                self.outbox.put(error_event("internal_error", "internal error",
+                                            context_id=context.id))
         finally:
             self.session.forget(context)
 

@@ -96,6 +96,7 @@ class Connection:
         self.session_id = uuid.uuid4().hex[:12]
         self.runners: dict[Context, ContextRunner] = {}
         self.outbox = Outbox(settings.ws_max_buffered_bytes)
+        self.sending = False  # a send is under way (a blocked one is not idleness)
 
     # -- the two loops ------------------------------------------------------------------
 
@@ -143,7 +144,7 @@ class Connection:
                     pending = asyncio.ensure_future(self.ws.receive())
                 done, _ = await asyncio.wait({pending}, timeout=self.settings.ws_idle_timeout)
                 if not done:
-                    if self.outbox or any(r.busy for r in self.runners.values()):
+                    if self.sending or self.outbox or any(r.busy for r in self.runners.values()):
                         continue  # audio still to send: not idle (protocol.md, 4000)
                     raise ConnectionFault(CLOSE_IDLE, "idle_timeout", "no message for "
                                           f"{self.settings.ws_idle_timeout:g} s")
@@ -168,6 +169,7 @@ class Connection:
         while True:
             item = await self.outbox.get()
             data = item.data() if callable(item.data) else item.data
+            self.sending = True
             try:
                 if isinstance(data, bytes):
                     await asyncio.wait_for(self.ws.send_bytes(data), timeout)
@@ -180,6 +182,7 @@ class Connection:
             except TimeoutError:
                 raise ConnectionFault(CLOSE_SLOW_CONSUMER, "slow_consumer", "the client "
                                       f"did not read for {timeout:g} s") from None
+            self.sending = False
 
     def enqueue(self, data: str) -> None:
         self.outbox.put(data)

@@ -87,6 +87,7 @@ async def make_decoder() -> AsyncIterator[Callable[..., DecoderService]]:
 
     def make(codec: Codec, **options: Any) -> DecoderService:
         made.append(DecoderService(codec, **options))
+        made[-1].streams = 4  # several streams decoding: windows wait for company
         return made[-1]
 
     yield make
@@ -264,6 +265,7 @@ async def test_on_call_reports_each_call(make_decoder: Callable[..., DecoderServ
 
 async def test_close_cancels_waiting_windows() -> None:
     decoder = DecoderService(FakeCodec(), max_batch=8)
+    decoder.streams = 2
     waiting = asyncio.create_task(decoder.decode(stream_codes(0, 2), first=0, need=2,
                                                  emit_start=0, emit_end=1, max_wait_s=LONG_WAIT))
     await asyncio.sleep(0.01)
@@ -272,3 +274,14 @@ async def test_close_cancels_waiting_windows() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, scaled(5))
     assert decoder.queued == 0
+
+
+async def test_a_stream_decoding_alone_does_not_wait_for_company(
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """Waiting for batch company is moot with one stream decoding: its window goes at once."""
+    decoder = make_decoder(FakeCodec())
+    decoder.streams = 1
+    pcm = await asyncio.wait_for(decoder.decode(
+        stream_codes(0, 3), first=0, need=3, emit_start=1, emit_end=2, max_wait_s=LONG_WAIT),
+        scaled(5))
+    assert pcm.shape == (2048,)
