@@ -15,12 +15,14 @@ import uvicorn
 
 from orpheus_ws.app import create_app
 from orpheus_ws.client import OrpheusClient, ServerError
+from orpheus_ws.codec import Codec, PassThroughCodec
 from orpheus_ws.config import Settings
 from orpheus_ws.decoder import DecoderService
 from orpheus_ws.devtools.llama_server import free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 from orpheus_ws.engine import Engine
 from orpheus_ws.llm import LLMClient
+from orpheus_ws.ws_context import ContextRunner
 from orpheus_ws.ws_endpoint import Connection
 
 from ..utils import scaled
@@ -38,8 +40,19 @@ class FailingCodec:
 
 @pytest_asyncio.fixture
 async def failing_server(standin: StandinLLMServer) -> AsyncIterator[str]:
+    async for address in serve_in_process(standin, FailingCodec()):
+        yield address
+
+
+@pytest_asyncio.fixture
+async def working_server(standin: StandinLLMServer) -> AsyncIterator[str]:
+    async for address in serve_in_process(standin, PassThroughCodec()):
+        yield address
+
+
+async def serve_in_process(standin: StandinLLMServer, codec: Codec) -> AsyncIterator[str]:
     standin.config.frames = 4
-    engine = Engine(LLMClient(standin.url), DecoderService(FailingCodec()), voices=["tara"])
+    engine = Engine(LLMClient(standin.url), DecoderService(codec), voices=["tara"])
     port = free_port()
     config = uvicorn.Config(create_app(Settings(), engine), host="127.0.0.1", port=port,
                             log_level="warning", ws="websockets-sansio")
@@ -90,3 +103,21 @@ async def test_an_unexpected_error_closes_1011_and_the_server_stays_up(
     monkeypatch.undo()
     async with OrpheusClient.connect(url) as client:
         assert (await client.ping(2))["id"] == 2
+
+
+async def test_an_unexpected_error_in_one_context_fails_only_that_context(
+        working_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: ContextRunner, *args: object) -> None:
+        raise RuntimeError("a bug in one context")
+
+    monkeypatch.setattr(ContextRunner, "send_audio", broken)
+    async with OrpheusClient.connect(f"ws://{working_server}/api/tts/ws") as client:
+        await client.configure(buffering="none")
+        handle = await client.open_context("a")
+        await handle.send_text("Hello there.", end=True)
+        with pytest.raises(ServerError) as info:
+            await asyncio.wait_for(handle.collect(), scaled(10))
+        assert info.value.code == "internal_error"
+        assert info.value.event["context_id"] == "a"
+        assert "a bug" not in info.value.event["message"]
+        assert (await client.ping(3))["id"] == 3  # the socket stays usable
