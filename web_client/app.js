@@ -6,10 +6,12 @@ import { OrpheusSocket, defaultServerUrl, httpBaseUrl, isContextFailure } from "
 import { Player } from "./player.js";
 import { drawWaveform } from "./scope.js";
 import { wavBlob } from "./wav.js";
+import {
+  $, commonPrefix, fillEmotionTags, fillVoices, hideError, log, setStatus, showError, splitText,
+} from "./ui.js";
 
 const SAMPLE_RATE = 24000;
 const FORMAT = { encoding: "pcm_s16le", sample_rate: SAMPLE_RATE };
-const $ = (id) => document.getElementById(id);
 
 const player = new Player({ sampleRate: SAMPLE_RATE, jitterMs: Number($("jitter").value) });
 let socket = null;
@@ -57,12 +59,6 @@ window.orpheusDebug = debug;
 
 // -- connection ------------------------------------------------------------------------------
 
-function setStatus(state, text = state) {
-  const pill = $("status");
-  pill.dataset.state = state;
-  pill.textContent = text;
-}
-
 async function connect() {
   const url = $("server-url").value.trim();
   if (socket) socket.close();
@@ -104,25 +100,6 @@ async function loadVoices(wsUrl) {
   } catch (error) {
     log("voices", `/api/voices failed: ${error.message}`, true);
   }
-}
-
-function fillVoices(voices, preferred) {
-  const select = $("voice");
-  const keep = select.value || preferred;
-  select.replaceChildren(...voices.map((v) => new Option(v, v)));
-  select.value = voices.includes(keep) ? keep : preferred;
-}
-
-function fillEmotionTags(tags) {
-  $("emotions").replaceChildren(...tags.map((tag) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "tag";
-    button.dataset.tag = tag;
-    button.textContent = tag;
-    button.addEventListener("click", () => insertTag(tag));
-    return button;
-  }));
 }
 
 let defaultsApplied = false;
@@ -286,19 +263,6 @@ async function speak() {
   updateButtons();
 }
 
-/** Text cut at spaces into pieces of at most `max` characters (protocol.md limits). */
-function splitText(text, max) {
-  const pieces = [];
-  let rest = text;
-  while (rest.length > max) {
-    let cut = rest.lastIndexOf(" ", max - 1);
-    if (cut <= 0) cut = max - 1;
-    pieces.push(rest.slice(0, cut + 1));
-    rest = rest.slice(cut + 1);
-  }
-  pieces.push(rest);
-  return pieces;
-}
 
 // -- speak as I type: each completed word goes out as it is typed ----------------------------
 
@@ -351,23 +315,6 @@ function sendTyped(piece, end) {
   });
 }
 
-function commonPrefix(a, b) {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return a.slice(0, i);
-}
-
-function insertTag(tag) {
-  const box = $("text");
-  const start = box.selectionStart;
-  const before = box.value.slice(0, start);
-  const after = box.value.slice(box.selectionEnd);
-  const text = (before && !/\s$/.test(before) ? " " : "") + tag + (/^\s/.test(after) ? "" : " ");
-  box.setRangeText(text, start, box.selectionEnd, "end");
-  box.focus();
-  box.dispatchEvent(new Event("input", { bubbles: true }));
-}
-
 // -- WAV download: the last utterance's 24 kHz int16 samples -----------------------------------
 
 function download() {
@@ -402,30 +349,6 @@ function updateButtons() {
   $("stop").disabled = !active;
 }
 
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = false;
-}
-
-function hideError() {
-  $("error").hidden = true;
-  $("error").textContent = "";
-}
-
-const started = performance.now();
-function log(kind, text, bad = false) {
-  const item = document.createElement("li");
-  if (bad) item.className = "bad";
-  const t = ((performance.now() - started) / 1000).toFixed(2).padStart(7);
-  item.innerHTML = `<span class="t"></span><span class="k"></span><span class="m"></span>`;
-  item.querySelector(".t").textContent = t;
-  item.querySelector(".k").textContent = kind;
-  item.querySelector(".m").textContent = text;
-  const list = $("log");
-  list.append(item);
-  while (list.children.length > 200) list.firstChild.remove();
-  list.scrollTop = list.scrollHeight;
-}
 
 // -- wiring ----------------------------------------------------------------------------------
 
