@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -104,7 +103,6 @@ class DecoderService:
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snac-decoder")
         self._task: asyncio.Task[None] | None = None
-        self.on_call: Callable[[int, float], None] | None = None
         # Wall time a call takes per frame of window length (EWMA): what a stream waits.
         self.seconds_per_frame = 0.02
         self.streams = 0  # streams decoding now: with one alone, waiting for company is moot
@@ -217,8 +215,6 @@ class DecoderService:
         stats.thread_cpu_s += cpu_s
         stats.max_batch_seen = max(stats.max_batch_seen, len(batch))
         self.seconds_per_frame += 0.2 * (elapsed / length - self.seconds_per_frame)
-        if self.on_call is not None:
-            self.on_call(len(batch), elapsed)
         for row, request in enumerate(batch):
             stats.frames_emitted += request.emit_end - request.emit_start
             start = request.last - length

@@ -64,6 +64,14 @@ def _fade(chunk: AudioChunk, fade_in: bool, fade_out: bool) -> AudioChunk:
     return chunk
 
 
+async def _take(queue: asyncio.Queue[Any]) -> Any:
+    """The next item, or raise the exception its producer put there instead."""
+    item = await queue.get()
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
 async def _aiter(segments: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[str]:
     if isinstance(segments, AsyncIterable):
         async for segment in segments:
@@ -159,6 +167,7 @@ class Engine:
         self.check_voice(voice)
         loop = asyncio.get_running_loop()
         order: asyncio.Queue[Any] = asyncio.Queue()
+        fed = [first_index]  # index of the next segment the feeder will queue
         slots = asyncio.Semaphore(self.lookahead + 1)
         tasks: set[asyncio.Task[None]] = set()
 
@@ -191,6 +200,7 @@ class Engine:
                     # the segment starts when its generation does, not when its turn comes
                     order.put_nowait((index, text, out, time.monotonic(), current))
                     index += 1
+                    fed[0] = index
                 order.put_nowait(_END)
             except Exception as exc:  # the segment source failed: end the stream with it
                 order.put_nowait(exc)
@@ -198,11 +208,9 @@ class Engine:
         feeder = loop.create_task(feed(), name="segment-feed")
         try:
             while True:
-                item = await order.get()
+                item = await _take(order)
                 if item is _END:
                     break
-                if isinstance(item, BaseException):
-                    raise item
                 index, text, out, started, current = item
                 if current is not None:
                     current.set()
@@ -210,15 +218,11 @@ class Engine:
                 frames = samples = 0
                 yield SegmentStarted(index, text)
                 while True:
-                    got = await out.get()
+                    got = await _take(out)
                     if got is _END:
                         break
-                    if isinstance(got, BaseException):
-                        raise got
                     # Fade out only where another segment follows (or may still come).
-                    more = not feeder.done() or any(
-                        isinstance(queued, tuple) for queued in order._queue  # type: ignore[attr-defined]
-                    )
+                    more = not feeder.done() or fed[0] > index + 1
                     chunk = _fade(got, index > first_index and got.frame_start == 0,
                                   got.final and more)
                     frames += chunk.frames

@@ -35,12 +35,10 @@ from .exceptions import (
 )
 from .request_fields import TTSRequest, parse_tts_request
 from .segment_stream import AudioChunk
-from .tokens import SAMPLE_RATE
+from .tokens import EMOTION_TAGS, SAMPLE_RATE
 
 log = logging.getLogger("orpheus_ws.http")
 T = TypeVar("T")
-EMOTION_TAGS = ["<laugh>", "<chuckle>", "<sigh>", "<cough>", "<sniffle>", "<groan>", "<yawn>",
-                "<gasp>"]
 
 
 class ClientGone(Exception):

@@ -125,8 +125,9 @@ async def stream_segment(
                     arrivals.extend([now] * len(got))
                     wake.set()
         except InvalidAudioToken as exc:
-            state["error"] = BackendProtocolError("the LLM backend streamed invalid audio tokens")
-            state["cause"] = exc
+            error = BackendProtocolError("the LLM backend streamed invalid audio tokens")
+            error.__cause__ = exc
+            state["error"] = error
         except OrpheusError as exc:
             state["error"] = exc
         finally:

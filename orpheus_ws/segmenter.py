@@ -43,19 +43,24 @@ def chars_for_tokens(max_tokens: int) -> int:
     return max(8, int(max_tokens / TOKENS_PER_CHAR))
 
 
+def _budget_cut(text: str, max_chars: int) -> int:
+    """Where to cut text with no sentence end within ``max_chars``: after the last clause end
+    within reach, else at the last space, else hard at ``max_chars``."""
+    head = text[: max_chars + 1]
+    cut = -1
+    for match in _CLAUSE_END.finditer(head):
+        cut = match.end()
+    if cut <= 0:
+        cut = head.rfind(" ")
+    return cut if cut > 0 else max_chars
+
+
 def _cut_long(text: str, max_chars: int) -> list[str]:
     """Cuts text longer than max_chars at clause ends, else at spaces, else hard."""
     pieces: list[str] = []
     rest = text.strip()
     while len(rest) > max_chars:
-        head = rest[: max_chars + 1]
-        cut = -1
-        for match in _CLAUSE_END.finditer(head):
-            cut = match.end()
-        if cut <= 0:
-            cut = head.rfind(" ")
-        if cut <= 0:
-            cut = max_chars
+        cut = _budget_cut(rest, max_chars)
         pieces.append(rest[:cut].strip())
         rest = rest[cut:].strip()
     if rest:
@@ -160,13 +165,6 @@ class IncrementalSegmenter:
         if candidates:
             return min(candidates)
         if len(text) >= limit + 2:
-            # No sentence end within reach: cut at the last clause end or space, so the
-            # piece fits the token budget.
-            head = text[: limit + 1]
-            cut = -1
-            for clause in _CLAUSE_END.finditer(head):
-                cut = clause.end()
-            if cut <= 0:
-                cut = head.rfind(" ")
-            return cut if cut > 0 else limit
+            # No sentence end within reach: cut so the piece fits the token budget.
+            return _budget_cut(text, limit)
         return None

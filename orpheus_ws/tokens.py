@@ -27,6 +27,9 @@ TOKENS_PER_FRAME = 7
 SAMPLES_PER_FRAME = 2048
 SAMPLE_RATE = 24000
 VOCAB_SIZE = 156940
+# Emotion tags the English fine-tune knows; other tags are read aloud as words.
+EMOTION_TAGS = ["<laugh>", "<chuckle>", "<sigh>", "<cough>", "<sniffle>", "<groan>", "<yawn>",
+                "<gasp>"]
 
 
 def audio_token_id(position: int, code: int) -> int:

@@ -21,9 +21,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .audio import ENCODINGS, SAMPLE_RATES, AudioFormat
 from .config import Settings
 from .engine import Engine
-from .http_api import EMOTION_TAGS
 from .request_fields import DEFAULTS
-from .tokens import SAMPLE_RATE
+from .tokens import EMOTION_TAGS, SAMPLE_RATE
 from .ws_context import ContextRunner
 from .ws_outbox import Outbox
 from .ws_protocol import (

@@ -252,14 +252,13 @@ def test_padding_defaults_to_the_device() -> None:
     assert DecoderService(FakeCodec(device="cpu"), pad_windows=True).pad_windows
 
 
-async def test_on_call_reports_each_call(make_decoder: Callable[..., DecoderService]) -> None:
+async def test_stats_report_each_call(make_decoder: Callable[..., DecoderService]) -> None:
     decoder = make_decoder(FakeCodec(), max_batch=2)
-    seen: list[tuple[int, float]] = []
-    decoder.on_call = lambda size, seconds: seen.append((size, seconds))
     codes = stream_codes(0, 2)
     await asyncio.gather(*(decoder.decode(codes, first=0, need=2, emit_start=0, emit_end=1,
                                           max_wait_s=LONG_WAIT) for _ in range(2)))
-    assert len(seen) == 1 and seen[0][0] == 2 and seen[0][1] >= 0
+    stats = decoder.stats
+    assert (stats.calls, stats.windows, stats.max_batch_seen) == (1, 2, 2)
     assert decoder.stats.busy_s >= 0 and decoder.seconds_per_frame > 0
 
 
