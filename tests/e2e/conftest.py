@@ -21,12 +21,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
 from orpheus_ws.devtools.llama_server import LlamaServerProcess
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
 
+from ..utils import scaled
 from .harness import STRICT_LIMITS, STRICT_VOICES, ServerProcess, serve_command
 
 
@@ -91,3 +93,9 @@ async def strict_server(shared_standin: StandinLLMServer, snac_dir: Path,
             port, shared_standin.url, snac_dir, "--llm-timeout", "2", "--voices", STRICT_VOICES,
             "--default-voice", "leo", "--codec", "passthrough", *flags(STRICT_LIMITS)), log):
         yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=scaled(60))) as session:
+        yield session

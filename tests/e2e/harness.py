@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import os
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from orpheus_ws.devtools.llama_server import free_port
+from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
 from orpheus_ws.ws_protocol import FrameHeader, decode_audio_frame
 
 from ..utils import scaled
@@ -250,3 +253,34 @@ async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str
 
 def pcm_samples(audio_base64: str) -> int:
     return len(base64.b64decode(audio_base64)) // 2
+
+
+def read_wav(data: bytes) -> tuple[int, int, int, int]:
+    """(channels, sample width, rate, samples) of a WAV file."""
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        return wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
+
+
+async def samples_from(http: aiohttp.ClientSession, server: ServerProcess, path: str,
+                       body: dict[str, Any]) -> int:
+    """Samples of audio one TTS endpoint returns for ``body`` (asserting success)."""
+    async with http.post(server.url + path, json=body) as response:
+        assert response.status == 200, await response.text()
+        if path == "/api/tts":
+            return read_wav(base64.b64decode((await response.json())["audio_base64"]))[3]
+        if path == "/api/tts/wav":
+            return read_wav(await response.read())[3]
+        total = 0
+        async for event in sse_events(response):
+            assert event.get("event") != "error", event
+            if event.get("event") == "complete":
+                assert event["total_samples"] == total
+                return total
+            total += pcm_samples(event["audio_base64"])
+    raise AssertionError("the stream ended without a complete event")
+
+
+def completions(standin: StandinLLMServer, since: int = 0) -> list[str]:
+    """Texts of the generations the stand-in was asked for (the prompt, voice prefix kept)."""
+    return [prompt_text(r.body.get("prompt")) for r in standin.requests[since:]
+            if r.path == "/completion"]
