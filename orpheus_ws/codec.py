@@ -100,6 +100,9 @@ class SnacCodec:
             net = SNAC.from_pretrained(model)
         except Exception as exc:  # hub or file errors: report which weights, not the text
             raise DecoderError(f"could not load SNAC weights from {model!r}") from exc
+        from .snac_inference import prepare_for_inference
+
+        prepare_for_inference(net)
         if not noise:
             for parent in list(net.modules()):
                 for child_name, child in list(parent.named_children()):

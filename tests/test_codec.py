@@ -34,11 +34,20 @@ def test_save_random_snac_writes_the_published_layout(snac_dir: Path) -> None:
 def test_snac_codec_loads_the_folder_weights(snac_dir: Path, snac_codec: SnacCodec) -> None:
     saved = torch.load(snac_dir / "pytorch_model.bin", map_location="cpu")
     loaded = snac_codec._net.state_dict()
-    # every saved tensor is in the network (noise blocks, replaced by identities, excepted)
-    common = [name for name in saved if name in loaded]
-    assert len(common) > 0.9 * len(saved)
-    for name in common:
-        assert torch.equal(saved[name], loaded[name]), name
+    # every saved tensor is in the network (noise blocks, replaced by identities, excepted);
+    # weight-normed weights are baked from their saved g and v
+    checked = 0
+    for name, tensor in saved.items():
+        prefix = name.removesuffix(".parametrizations.weight.original1")
+        if prefix != name and prefix + ".weight" in loaded:
+            g = saved[prefix + ".parametrizations.weight.original0"]
+            want = torch._weight_norm(tensor, g, 0)
+            assert torch.allclose(loaded[prefix + ".weight"], want, atol=1e-6), name
+            checked += 2
+        elif name in loaded:
+            assert torch.equal(tensor, loaded[name]), name
+            checked += 1
+    assert checked > 0.9 * len(saved)
     assert snac_codec.model_source == str(snac_dir)
     assert snac_codec.device == "cpu"
     assert snac_codec.name == "snac"
@@ -157,3 +166,22 @@ def test_graph_path_pads_batches_to_buckets_and_runs_uncaptured_shapes_eagerly(
     calls.clear()
     odd = codec.decode(*random_codes(8, 2, 5))  # length 5 was never captured: eager
     assert calls == [] and odd.shape == (2, 5 * 2048)
+
+
+def test_inference_preparation_keeps_the_output(snac_dir: Path, snac_codec: SnacCodec) -> None:
+    """Baked weight norm and the in-place snake decode exactly what the published modules do."""
+    from snac import SNAC
+    from snac.layers import NoiseBlock, Snake1d
+
+    original = SNAC.from_pretrained(str(snac_dir)).eval()
+    for parent in list(original.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, NoiseBlock):
+                setattr(parent, name, torch.nn.Identity())
+    assert any(isinstance(m, Snake1d) for m in original.modules())
+    assert not any(isinstance(m, Snake1d) for m in snac_codec._net.modules())
+    for frames in (2, 5):
+        codes = random_codes(frames, 2, frames)
+        with torch.inference_mode():
+            want = original.decode([torch.from_numpy(c) for c in codes])[:, 0].numpy()
+        np.testing.assert_allclose(snac_codec.decode(*codes), want, rtol=0, atol=1e-6)
