@@ -24,7 +24,6 @@ from .decoder import DecoderService
 from .engine import Engine
 from .http_api import HttpApi
 from .llm import LLMClient
-from .segment_stream import StreamTuning
 from .ws_endpoint import WebSocketEndpoint
 
 log = logging.getLogger("orpheus_ws")
@@ -46,9 +45,7 @@ def build_engine(settings: Settings) -> Engine:
     decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
     llm = LLMClient(settings.llm_url, settings.llm_api,  # type: ignore[arg-type]
                     model=settings.llm_model, read_timeout_s=settings.llm_timeout)
-    tuning = StreamTuning(max_new_frames=settings.new_frames_cap(codec.device),
-                          margin_s=settings.margin_s(codec.device),
-                          max_batch_wait_s=settings.batch_wait_s(codec.device))
+    tuning = settings.stream_tuning(codec.device)
     return Engine(llm, decoder, voices=settings.voice_list, tuning=tuning,
                   lookahead=settings.lookahead)
 

@@ -1,11 +1,16 @@
 """The decoder service: one per process, batching SNAC windows from every stream.
 
-Streams submit windows with a deadline (how long the window may wait for company). The service
-collects windows until the earliest deadline is due or the batch cap is reached, then decodes
-them in one call on a worker thread, off the event loop. Windows of different lengths share a
-call when the codec pads cheaply (a GPU, or the pass-through codec): a window then takes extra
-frames of left context from its own stream's history, which only makes it more exact. On the
-CPU a call costs what its parts cost, so there only windows of one length share a call.
+Streams submit windows with a deadline (how long the window may wait for company) and an urgency
+(when their listener runs out of audio). The service collects windows until the earliest deadline
+is due or the batch cap is reached, then decodes the most urgent due window, with all that can
+share its call, on a worker thread, off the event loop. Most urgent first (earliest run-out) is
+what keeps every listener playing when the decoder is the bottleneck, as on the CPU: a stream
+with a second of audio in hand waits behind one whose listener is about to run dry.
+
+Windows of different lengths share a call when the codec pads cheaply (a GPU, or the
+pass-through codec): a window then takes extra frames of left context from its own stream's
+history, which only makes it more exact. On the CPU a call costs what its parts cost, so there
+only windows of one length share a call.
 
 A failing call is retried window by window, so a bad window fails only its own stream; a
 window whose caller went away is dropped before it is decoded.
@@ -43,6 +48,7 @@ class DecodeRequest:
     emit_end: int
     deadline: float
     future: asyncio.Future[np.ndarray] = field(repr=False)
+    urgent_at: float = 0.0
     timing: dict[str, float] | None = None
 
     @property
@@ -135,10 +141,12 @@ class DecoderService:
         emit_start: int,
         emit_end: int,
         max_wait_s: float = 0.0,
+        in_hand_s: float = 0.0,
         timing: dict[str, float] | None = None,
     ) -> np.ndarray:
         """Int16 PCM of frames ``emit_start..emit_end`` from a window of the last ``need``
-        frames of ``codes`` (frames ``first..``). Waits at most ``max_wait_s`` for company.
+        frames of ``codes`` (frames ``first..``). Waits at most ``max_wait_s`` for company;
+        ``in_hand_s`` is the audio the stream's listener still has (0: none, most urgent).
         ``timing``, if given, receives ``call_s``: how long the decode call itself took."""
         if self._task is None:
             await self.start()
@@ -147,7 +155,7 @@ class DecoderService:
             c0=codes[0], c1=codes[1], c2=codes[2], first=first, need=need,
             emit_start=emit_start, emit_end=emit_end,
             deadline=loop.time() + (max_wait_s if self.batching and self.streams > 1 else 0.0),
-            future=loop.create_future(), timing=timing,
+            future=loop.create_future(), timing=timing, urgent_at=loop.time() + in_hand_s,
         )
         self._pending.append(request)
         self._wakeup.set()
@@ -172,9 +180,12 @@ class DecoderService:
             await self._decode_batch(length, batch)
 
     def _form_batch(self) -> tuple[int, list[DecodeRequest]]:
-        """The earliest-due window and the most others that can share its call."""
+        """The most urgent due window and the most others that can share its call."""
+        now = asyncio.get_running_loop().time()
         pending = sorted(self._pending, key=lambda r: r.deadline)
-        head = pending[0]
+        due = [r for r in pending if r.deadline <= now] or pending[:1]
+        head = min(due, key=lambda r: r.urgent_at)
+        pending = [head, *(r for r in pending if r is not head)]
         lengths = [head.need]
         if self.pad_windows:
             lengths = sorted({r.need for r in pending if head.need <= r.need <= head.available})

@@ -2,12 +2,13 @@
 
 SNAC's output for a frame depends on its neighbours, so a frame is decoded inside a window with
 one frame of context on each side (0.3 % error against a one-shot decode; orpheus-facts.md).
-Frame 0 has no left neighbour and leaves as soon as frames 0 and 1 are in. After that the
-schedule grows the number of new frames per window while the listener has audio in hand: a
-window of k new frames costs about (k + 2) / k frames of decoding per frame, so bigger windows
-are cheaper per frame but make the newest frame wait longer. At the end of the stream the last
-frames are decoded with left context only, so every frame is emitted exactly once and an
-utterance of F frames yields exactly F x 2048 samples.
+Frame 0 has no left neighbour: with a target of 1 (the listener has nothing yet) it leaves as
+soon as frames 0 and 1 are in. After that the schedule grows the number of new frames per
+window while the listener has audio in hand: a window of k new frames costs about (k + 2) / k
+frames of decoding per frame, so bigger windows are cheaper per frame but make the newest frame
+wait longer. At the end of the stream the last frames are decoded with left context only, so
+every frame is emitted exactly once and an utterance of F frames yields exactly F x 2048
+samples.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class ChunkSchedule:
                 return None
         else:
             ready = received - start - self.context
-            want = 1 if start == 0 else _pow2_floor(max(1, min(target, cap)))
+            want = _pow2_floor(max(1, min(target, cap)))
             if ready < want:
                 return None
             count = _pow2_floor(min(ready, cap))

@@ -22,6 +22,9 @@ from .tokens import SAMPLE_RATE, Frame, FrameParser, InvalidAudioToken
 
 # Frames of left history a window may carry so the decoder can pad it to share a call.
 HISTORY_FRAMES = 32
+# How urgent a window is when nobody models its listener (an HTTP request): as if it had this
+# much audio in hand, so it yields to real-time listeners about to run dry, but not for long.
+UNCLOCKED_IN_HAND_S = 0.5
 
 
 class PlayoutClock:
@@ -148,7 +151,7 @@ async def stream_segment(
             wake.clear()
             ended = bool(state["ended"])
             target, wait_s = _plan(clock, arrivals, per_frame_s, tuning,
-                                   schedule.ready(len(frames)))
+                                   schedule.ready(len(frames)), first=schedule.emitted == 0)
             window = schedule.next_window(len(frames), ended, target)
             if window is None:
                 if ended:
@@ -167,6 +170,7 @@ async def stream_segment(
                 (c0, c1, c2), first=first, need=window.frames,
                 emit_start=window.emit_start, emit_end=window.emit_end,
                 max_wait_s=wait_s, timing=timing,
+                in_hand_s=clock.buffered_s() if clock is not None else UNCLOCKED_IN_HAND_S,
             )
             now = time.monotonic()
             # What a window costs this stream, queueing behind other streams included, but not
@@ -209,14 +213,17 @@ def _plan(
     per_frame: float,
     tuning: StreamTuning,
     ready: int,
+    *,
+    first: bool = False,
 ) -> tuple[int, float]:
     """(new frames to wait for, how long a window may wait for batch company).
 
     A window waits only as long as the listener's audio in hand allows, so an utterance's first
-    window (nothing in hand) never waits, while a later segment's first window may.
+    window (nothing in hand) holds one frame and never waits, while a later segment's first
+    window, with the earlier segments' audio in hand, may hold more frames and wait.
     """
-    if clock is None:
-        return tuning.max_new_frames, tuning.max_batch_wait_s
+    if clock is None:  # first audio as early as possible, then the largest windows
+        return (1 if first else tuning.max_new_frames), tuning.max_batch_wait_s
     interval = tuning.initial_frame_interval_s
     if len(arrivals) >= 4:
         span = arrivals[-1] - arrivals[-4]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from orpheus_ws.codec import Codec, SnacCodec
 from orpheus_ws.decoder import DecoderService, to_int16
 from orpheus_ws.exceptions import DecoderError
 
-from .utils import scaled
+from .utils import eventually, scaled
 
 Codes = tuple[np.ndarray, np.ndarray, np.ndarray]
 LONG_WAIT = 30.0  # a deadline that never comes: the batch cap starts the call
@@ -284,3 +285,41 @@ async def test_a_stream_decoding_alone_does_not_wait_for_company(
         stream_codes(0, 3), first=0, need=3, emit_start=1, emit_end=2, max_wait_s=LONG_WAIT),
         scaled(5))
     assert pcm.shape == (2048,)
+
+
+class GatedCodec(FakeCodec):
+    """Records each call's window length, then holds the call until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.lengths: list[int] = []
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        self.lengths.append(int(c0.shape[1]))
+        assert self.gate.wait(30)
+        return super().decode(c0, c1, c2)
+
+
+async def test_the_listener_closest_to_running_dry_goes_first(
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    codec = GatedCodec()
+    decoder = make_decoder(codec)
+    codes = stream_codes(9, 8)
+    busy = asyncio.create_task(decoder.decode(window(codes, 0, 2), first=0, need=2,
+                                              emit_start=0, emit_end=1))
+    await eventually(lambda: codec.lengths == [2], what="the first call running")
+    # queued behind the running call, in arrival order: 3 s in hand, 0.1 s, 1 s (lengths
+    # differ, so on the CPU each is a call of its own)
+    queued = [
+        asyncio.create_task(decoder.decode(window(codes, 0, n), first=0, need=n,
+                                           emit_start=1, emit_end=n - 1, in_hand_s=in_hand))
+        for n, in_hand in ((5, 3.0), (4, 0.1), (3, 1.0))
+    ]
+    await eventually(lambda: decoder.queued == 3, what="three windows queued")
+    codec.gate.set()
+    results = await asyncio.gather(busy, *queued)
+    assert codec.lengths == [2, 4, 3, 5]
+    for (n, _), pcm in zip(((5, 0), (4, 0), (3, 0)), results[1:], strict=True):
+        np.testing.assert_array_equal(pcm, fake_pcm(codes[0][1 : n - 1]))

@@ -49,7 +49,7 @@ def simulate(
             check_window(schedule, window, received, False)
         # the schedule waits only when the next window is not yet worth it
         ready = received - schedule.emitted - context
-        want = 1 if schedule.emitted == 0 else min(target, max_new_frames)
+        want = min(target, max_new_frames)
         want = 1 << (want.bit_length() - 1)
         assert ready < want, (before, schedule.emitted, received, target)
     windows = drain(schedule, received, True, rng.randrange(1, 20))
@@ -82,11 +82,18 @@ def test_wider_context() -> None:
 
 
 def test_first_frame_leaves_once_two_frames_are_in() -> None:
-    for target in (1, 4, 16):
-        schedule = ChunkSchedule()
-        assert schedule.next_window(0, False, target) is None
-        assert schedule.next_window(1, False, target) is None
-        assert schedule.next_window(2, False, target) == Window(0, 2, 0, 1)
+    schedule = ChunkSchedule()
+    assert schedule.next_window(0, False, 1) is None
+    assert schedule.next_window(1, False, 1) is None
+    assert schedule.next_window(2, False, 1) == Window(0, 2, 0, 1)
+
+
+def test_first_window_waits_for_a_larger_target() -> None:
+    # a later segment of an utterance: the listener has audio in hand, so no lone first frame
+    schedule = ChunkSchedule(max_new_frames=16)
+    for received in range(2, 5):
+        assert schedule.next_window(received, False, 4) is None
+    assert schedule.next_window(5, False, 4) == Window(0, 5, 0, 4)
 
 
 def test_first_window_takes_what_is_ready() -> None:
@@ -99,7 +106,7 @@ def test_first_window_takes_what_is_ready() -> None:
 
 def test_later_windows_wait_for_the_target() -> None:
     schedule = ChunkSchedule(max_new_frames=16)
-    assert schedule.next_window(2, False, 4) == Window(0, 2, 0, 1)
+    assert schedule.next_window(2, False, 1) == Window(0, 2, 0, 1)
     for received in range(2, 6):
         assert schedule.next_window(received, False, 4) is None
     assert schedule.next_window(6, False, 4) == Window(0, 6, 1, 5)
@@ -112,7 +119,7 @@ def test_later_windows_wait_for_the_target() -> None:
 
 def test_end_flushes_everything() -> None:
     schedule = ChunkSchedule(max_new_frames=4)
-    assert schedule.next_window(2, False, 16) == Window(0, 2, 0, 1)
+    assert schedule.next_window(2, False, 1) == Window(0, 2, 0, 1)
     windows = drain(schedule, 11, True, 16)
     assert windows == [Window(0, 6, 1, 5), Window(4, 10, 5, 9), Window(8, 11, 9, 11)]
     assert schedule.emitted == 11

@@ -166,6 +166,24 @@ async def test_long_segment_every_frame_once(standin: StandinLLMServer, llm: LLM
     assert all(c.frames <= StreamTuning().max_new_frames for c in chunks)
 
 
+@pytest.mark.parametrize("in_hand_s,first_frames", [(0.0, 1), (3.0, 8)])
+async def test_first_window_follows_the_audio_in_hand(
+    in_hand_s: float, first_frames: int, standin: StandinLLMServer, llm: LLMClient,
+    make_decoder: Callable[..., DecoderService],
+) -> None:
+    """A later segment of an utterance starts while its listener still holds the earlier
+    segments' audio: no lone first frame then (a 2-frame window costs twice per frame)."""
+    standin.config.frames = 24
+    standin.config.tokens_per_second = 700  # ten frames a second: slower than playback
+    clock = PlayoutClock()
+    if in_hand_s:
+        clock.sent(round(in_hand_s * 24000))
+    chunks = await run(llm, make_decoder(ConstantCodec()), clock=clock,
+                       tuning=StreamTuning(max_new_frames=8, margin_s=0.05))
+    check_chunks(chunks, 24)
+    assert chunks[0].frames == first_frames
+
+
 @pytest.mark.parametrize("fault,error", [
     ("refuse", BackendUnavailable),
     ("text", BackendProtocolError),

@@ -56,11 +56,16 @@ def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    snac_model = args.snac_model
-    if snac_model is None and args.scenario != "load":
-        from ..codec import save_random_snac
+    if args.snac_model is not None or args.scenario == "load":
+        return _run(args, args.snac_model)
+    from ..codec import save_random_snac
 
-        snac_model = str(save_random_snac(Path(tempfile.mkdtemp(prefix="snac-random-"))))
+    # Random weights (same network and cost as the published ones), removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="snac-random-") as folder:
+        return _run(args, str(save_random_snac(Path(folder))))
+
+
+def _run(args: argparse.Namespace, snac_model: str | None) -> int:
     report: dict[str, Any] = {"machine": scenarios.machine(), "scenario": args.scenario,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     chosen = ["overhead", "efficiency", "batching", "realtime"] if args.scenario == "all" \

@@ -14,7 +14,7 @@ from ..codec import SnacCodec
 from ..config import Settings
 from ..decoder import DecoderService
 from ..llm import LLMClient, SamplingParams
-from ..segment_stream import PlayoutClock, StreamTuning, stream_segment
+from ..segment_stream import PlayoutClock, stream_segment
 from ..tokens import FrameParser, frames_to_codes
 
 
@@ -22,9 +22,7 @@ async def measure_efficiency(llm_url: str, snac_model: str, *, repeats: int = 2
                              ) -> dict[str, Any]:
     codec = SnacCodec(snac_model, "cpu")
     settings = Settings()  # the server's defaults for this device
-    tuning = StreamTuning(max_new_frames=settings.new_frames_cap(codec.device),
-                          margin_s=settings.margin_s(codec.device),
-                          max_batch_wait_s=settings.batch_wait_s(codec.device))
+    tuning = settings.stream_tuning(codec.device)
     decoder = DecoderService(codec)
     llm = LLMClient(llm_url)
     params = SamplingParams(max_tokens=2048)
