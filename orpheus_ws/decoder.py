@@ -9,8 +9,9 @@ with a second of audio in hand waits behind one whose listener is about to run d
 
 Windows of different lengths share a call when the codec pads cheaply (a GPU, or the
 pass-through codec): a window then takes extra frames of left context from its own stream's
-history, which only makes it more exact. On the CPU a call costs what its parts cost, so there
-only windows of one length share a call.
+history, which only makes it more exact; a stream's first window, which has no history, repeats
+its last frame on the right instead, so that it too shares a call already due. On the CPU a
+call costs what its parts cost, so there only windows of one length share a call.
 
 A failing call is retried window by window, so a bad window fails only its own stream; a
 window whose caller went away is dropped before it is decoded.
@@ -32,6 +33,7 @@ from .exceptions import DecoderError
 from .tokens import SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
+MAX_PADDED_FRAMES = 64  # a stream's first window may be stretched to share a call this long
 
 
 @dataclass(slots=True)
@@ -58,6 +60,30 @@ class DecodeRequest:
     @property
     def available(self) -> int:
         return int(self.c0.shape[0])
+
+    @property
+    def longest(self) -> int:
+        """The longest call this window can share: its history on the left, or, for a window
+        at the very start of its stream (no history) with a frame of right context, any
+        length, its last frame repeated on the right (frame 0 then differs from a one-shot
+        decode by about 1 % instead of 0.6-0.8 %; BENCHMARKS.md)."""
+        if self.first == 0 and self.emit_end < self.last:
+            return MAX_PADDED_FRAMES
+        return self.available
+
+    def row_start(self, length: int) -> int:
+        """Stream index of the first frame of this window's row in a call of ``length``."""
+        return self.first + max(0, self.available - length)
+
+    def row(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The window's c0, c1, c2 in a call of ``length``: cut on the left, or stretched."""
+        if length <= self.available:
+            skip = self.available - length
+            return self.c0[skip:], self.c1[2 * skip :], self.c2[4 * skip :]
+        extra = length - self.available
+        return (np.concatenate([self.c0, np.repeat(self.c0[-1:], extra)]),
+                np.concatenate([self.c1, np.tile(self.c1[-2:], extra)]),
+                np.concatenate([self.c2, np.tile(self.c2[-4:], extra)]))
 
 
 @dataclass(slots=True)
@@ -188,13 +214,13 @@ class DecoderService:
         pending = [head, *(r for r in pending if r is not head)]
         lengths = [head.need]
         if self.pad_windows:
-            lengths = sorted({r.need for r in pending if head.need <= r.need <= head.available})
+            lengths = sorted({r.need for r in pending if head.need <= r.need <= head.longest})
         best: list[DecodeRequest] = []
         best_length = head.need
         for length in lengths:
             members = [
                 r for r in pending
-                if (r.need == length or (self.pad_windows and r.need <= length <= r.available))
+                if (r.need == length or (self.pad_windows and r.need <= length <= r.longest))
             ][: self.max_batch]
             if len(members) > len(best):
                 best, best_length = members, length
@@ -228,7 +254,7 @@ class DecoderService:
         self.seconds_per_frame += 0.2 * (elapsed / length - self.seconds_per_frame)
         for row, request in enumerate(batch):
             stats.frames_emitted += request.emit_end - request.emit_start
-            start = request.last - length
+            start = request.row_start(length)
             lo = (request.emit_start - start) * SAMPLES_PER_FRAME
             hi = (request.emit_end - start) * SAMPLES_PER_FRAME
             if request.timing is not None:
@@ -238,8 +264,7 @@ class DecoderService:
 
     def _call(self, length: int, batch: list[DecodeRequest]) -> tuple[np.ndarray, float]:
         cpu_start = time.thread_time()
-        c0 = np.stack([r.c0[r.available - length :] for r in batch])
-        c1 = np.stack([r.c1[2 * (r.available - length) :] for r in batch])
-        c2 = np.stack([r.c2[4 * (r.available - length) :] for r in batch])
+        rows = [r.row(length) for r in batch]
+        c0, c1, c2 = (np.stack([row[k] for row in rows]) for k in range(3))
         audio = self.codec.decode(c0, c1, c2)
         return to_int16(audio), time.thread_time() - cpu_start

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from orpheus_ws.codec import Codec, SnacCodec
-from orpheus_ws.decoder import DecoderService, to_int16
+from orpheus_ws.decoder import DecodeRequest, DecoderService, to_int16
 from orpheus_ws.exceptions import DecoderError
 
 from .utils import eventually, scaled
@@ -323,3 +323,51 @@ async def test_the_listener_closest_to_running_dry_goes_first(
     assert codec.lengths == [2, 4, 3, 5]
     for (n, _), pcm in zip(((5, 0), (4, 0), (3, 0)), results[1:], strict=True):
         np.testing.assert_array_equal(pcm, fake_pcm(codes[0][1 : n - 1]))
+
+
+async def test_a_first_window_stretches_to_share_a_call_already_due(
+    make_decoder: Callable[..., DecoderService], snac_codec: SnacCodec,
+) -> None:
+    """Frame 0 of a stream (no history) joins the call of a longer window, its last frame
+    repeated on the right, instead of a call of its own; on the CPU it does not."""
+    waiting, starting = stream_codes(30, 12), stream_codes(31, 2)
+    for pad, shapes in ((True, [(2, 6)]), (False, [(1, 2)])):
+        recording = Recording(snac_codec)
+        decoder = make_decoder(recording, pad_windows=pad)
+        later = asyncio.create_task(decoder.decode(
+            waiting, first=0, need=6, emit_start=7, emit_end=11, max_wait_s=LONG_WAIT))
+        await eventually(lambda d=decoder: d.queued == 1, what="a window waiting for company")
+        first = await decoder.decode(starting, first=0, need=2, emit_start=0, emit_end=1)
+        if not pad:
+            assert recording.shapes == shapes[:1] and not later.done()
+            await decoder.close()  # the other window waits for its (never) deadline
+            with pytest.raises(asyncio.CancelledError):
+                await later
+            continue
+        other = await later
+        assert recording.shapes == shapes
+        want = alone(snac_codec, waiting, 6, 12)[2048 : 5 * 2048]
+        assert np.abs(other.astype(np.int32) - want).max() <= 4  # batched as decoded alone
+        unstretched = alone(snac_codec, starting, 0, 2)[:2048]
+        error = relative_error(first, unstretched)
+        print(f"stretched vs 2-frame first window: relative error {100 * error:.3f} %")
+        assert first.shape == (2048,)
+        assert error < 0.03
+
+
+def test_only_a_first_window_with_right_context_stretches() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        def request(first: int, frames: int, emit_end: int) -> DecodeRequest:
+            c0, c1, c2 = stream_codes(1, frames)
+            return DecodeRequest(c0, c1, c2, first=first, need=frames, emit_start=first,
+                                 emit_end=emit_end, deadline=0.0, future=loop.create_future())
+
+        assert request(0, 2, 1).longest > 32  # frame 0 with frame 1 as context
+        assert request(0, 3, 3).longest == 3  # the stream's end: no right context to repeat
+        assert request(4, 3, 6).longest == 3  # a later window: its history pads it instead
+        c0, c1, c2 = request(0, 2, 1).row(4)
+        assert c0.tolist() == [*stream_codes(1, 2)[0], *[stream_codes(1, 2)[0][-1]] * 2]
+        assert c1.shape == (8,) and c2.shape == (16,)
+    finally:
+        loop.close()
