@@ -138,7 +138,8 @@ async def stream_segment(
             wake.set()
 
     producer = asyncio.get_running_loop().create_task(produce(), name=f"llm-segment-{segment}")
-    per_frame_s = decoder.seconds_per_frame
+    per_frame_s = decoder.seconds_per_frame  # a call's own time per frame of window
+    queue_s = 0.0  # time a window waits behind other streams' calls, whatever its length
     codes: tuple[list[int], list[int], list[int]] = ([], [], [])
     decoding = False
     try:
@@ -150,7 +151,7 @@ async def stream_segment(
                 decoder.streams += 1
             wake.clear()
             ended = bool(state["ended"])
-            target, wait_s = _plan(clock, arrivals, per_frame_s, tuning,
+            target, wait_s = _plan(clock, arrivals, per_frame_s, queue_s, tuning,
                                    schedule.ready(len(frames)), first=schedule.emitted == 0)
             window = schedule.next_window(len(frames), ended, target)
             if window is None:
@@ -173,10 +174,12 @@ async def stream_segment(
                 in_hand_s=clock.buffered_s() if clock is not None else UNCLOCKED_IN_HAND_S,
             )
             now = time.monotonic()
-            # What a window costs this stream, queueing behind other streams included, but not
-            # the wait for batch company it chose: the schedule plans with it.
-            spent = max(timing.get("call_s", 0.0), now - submitted - wait_s)
-            per_frame_s += 0.3 * (spent / window.frames - per_frame_s)
+            # What a window costs this stream: the call, by its length, and the queue behind
+            # other streams' calls, which does not grow with the length (not the wait for batch
+            # company it chose: the schedule plans with that).
+            call_s = timing.get("call_s", 0.0)
+            per_frame_s += 0.3 * (call_s / window.frames - per_frame_s)
+            queue_s += 0.3 * (max(0.0, now - submitted - wait_s - call_s) - queue_s)
             final = bool(state["ended"]) and window.emit_end == len(frames)
             if clock is not None and delivers:
                 clock.sent(pcm.shape[0], now)
@@ -211,6 +214,7 @@ def _plan(
     clock: PlayoutClock | None,
     arrivals: list[float],
     per_frame: float,
+    queue_s: float,
     tuning: StreamTuning,
     ready: int,
     *,
@@ -228,7 +232,7 @@ def _plan(
     if len(arrivals) >= 4:
         span = arrivals[-1] - arrivals[-4]
         interval = max(span / 3, 0.0)
-    buffered = clock.buffered_s()
+    buffered = clock.buffered_s() - queue_s
     target = affordable_frames(buffered, interval, per_frame, ready=ready,
                                margin_s=tuning.margin_s, cap=tuning.max_new_frames)
     slack = buffered - tuning.margin_s - (target + 2) * per_frame

@@ -19,11 +19,13 @@ from orpheus_ws.exceptions import (
     DecoderError,
 )
 from orpheus_ws.llm import LLMClient, SamplingParams
+from orpheus_ws.schedule import affordable_frames
 from orpheus_ws.segment_stream import (
     AudioChunk,
     PlayoutClock,
     StreamTuning,
     _extend_codes,
+    _plan,
     stream_segment,
 )
 from orpheus_ws.tokens import Frame, FrameParser, frames_to_codes
@@ -272,3 +274,17 @@ def test_codes_follow_the_frame_layout() -> None:
     _extend_codes(codes, frames)  # only the new frames are appended
     for got, want in zip(codes, frames_to_codes(frames), strict=True):
         assert got == want.tolist()
+
+
+def test_queueing_behind_other_streams_costs_time_not_time_per_frame() -> None:
+    """A window that waited 0.3 s behind other streams' calls leaves 0.3 s less to spend,
+    whatever its length; it does not make every frame of the next window look dearer."""
+    clock = PlayoutClock()
+    clock.sent(24000)  # one second in hand
+    arrivals = [0.0, 0.07, 0.14, 0.21]  # a frame every 70 ms
+    tuning = StreamTuning(max_new_frames=16, margin_s=0.05)
+    target, _ = _plan(clock, arrivals, 0.01, 0.3, tuning, 0)
+    in_hand = clock.buffered_s()
+    assert target == affordable_frames(in_hand - 0.3, 0.07, 0.01, margin_s=0.05, cap=16)
+    assert target < _plan(clock, arrivals, 0.01, 0.0, tuning, 0)[0]
+    assert target > affordable_frames(in_hand, 0.07, 0.01 + 0.3 / 4, margin_s=0.05, cap=16)
