@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from .decoder import DecoderService
 from .exceptions import BackendProtocolError, OrpheusError
 from .llm import LLMClient, SamplingParams
 from .schedule import ChunkSchedule, affordable_frames
-from .tokens import SAMPLE_RATE, Frame, FrameParser, InvalidAudioToken
+from .tokens import SAMPLE_RATE, SAMPLES_PER_FRAME, Frame, FrameParser, InvalidAudioToken
 
 # Frames of left history a window may carry so the decoder can pad it to share a call.
 HISTORY_FRAMES = 32
 # How urgent a window is when nobody models its listener (an HTTP request): as if it had this
 # much audio in hand, so it yields to real-time listeners about to run dry, but not for long.
 UNCLOCKED_IN_HAND_S = 0.5
+FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
 
 
 class PlayoutClock:
@@ -224,7 +226,9 @@ def _plan(
 
     A window waits only as long as the listener's audio in hand allows, so an utterance's first
     window (nothing in hand) holds one frame and never waits, while a later segment's first
-    window, with the earlier segments' audio in hand, may hold more frames and wait.
+    window, with the earlier segments' audio in hand, may hold more frames and wait. Between
+    the first frame and the listener's start, the frames that fill its jitter buffer go in one
+    window.
     """
     if clock is None:  # first audio as early as possible, then the largest windows
         return (1 if first else tuning.max_new_frames), tuning.max_batch_wait_s
@@ -232,7 +236,15 @@ def _plan(
     if len(arrivals) >= 4:
         span = arrivals[-1] - arrivals[-4]
         interval = max(span / 3, 0.0)
-    buffered = clock.buffered_s() - queue_s
+    held = clock.buffered_s()
+    if clock.started is None and held > 0:
+        # Nothing plays until the listener's jitter buffer fills: the frames that fill it
+        # leave in one window as soon as they are in (the earliest start), and until then a
+        # window may wait for company at no cost to anyone.
+        missing = math.ceil((clock.start_after_s - held) / FRAME_S - 1e-9)
+        wait = (missing - ready) * interval
+        return max(1, missing), max(0.0, min(tuning.max_batch_wait_s, wait))
+    buffered = held - queue_s
     target = affordable_frames(buffered, interval, per_frame, ready=ready,
                                margin_s=tuning.margin_s, cap=tuning.max_new_frames)
     slack = buffered - tuning.margin_s - (target + 2) * per_frame

@@ -30,10 +30,11 @@ def test_gaps_are_counted_where_they_happen() -> None:
 
 
 def test_summary_counts_exactness_and_percentiles() -> None:
-    results = [ContextResult(0.1 * k, 2048 * k, k, k != 3, 0, 0, 0.0, 0.0853 * k, 1.0)
+    results = [ContextResult(0.1 * k, 0.3 * k, 2048 * k, k, k != 3, 0, 0, 0.0, 0.0853 * k, 1.0)
                for k in range(1, 6)]
     summary = summarize(results)
     assert summary["exact"] == 4 and summary["contexts"] == 5
+    assert summary["ttfa_ms_p50"] == 300.0 and summary["playback_start_ms_p50"] == 900.0
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
 
 

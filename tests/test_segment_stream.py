@@ -288,3 +288,21 @@ def test_queueing_behind_other_streams_costs_time_not_time_per_frame() -> None:
     assert target == affordable_frames(in_hand - 0.3, 0.07, 0.01, margin_s=0.05, cap=16)
     assert target < _plan(clock, arrivals, 0.01, 0.0, tuning, 0)[0]
     assert target > affordable_frames(in_hand, 0.07, 0.01 + 0.3 / 4, margin_s=0.05, cap=16)
+
+
+def test_the_frames_that_fill_the_jitter_buffer_leave_together() -> None:
+    """Before the listener's jitter buffer fills nothing plays: after frame 0 the schedule
+    asks for the frames still missing in one window, the earliest start, and a window issued
+    before they are all in may wait for batch company until they are."""
+    clock = PlayoutClock(start_after_s=0.2)
+    tuning = StreamTuning(max_new_frames=16, margin_s=0.05, max_batch_wait_s=0.5)
+    arrivals = [0.0, 0.07, 0.14, 0.21]
+    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 1, first=True) == (1, 0.0)  # frame 0
+    clock.sent(2048)  # 85 ms held of 200: two more frames fill it
+    assert clock.started is None
+    target, wait = _plan(clock, arrivals, 0.01, 0.0, tuning, 2)
+    assert (target, wait) == (2, 0.0)
+    target, wait = _plan(clock, arrivals, 0.01, 0.0, tuning, 1)
+    assert target == 2 and wait == pytest.approx(0.07)
+    clock.sent(2 * 2048)
+    assert clock.started is not None  # playing: the usual schedule from here

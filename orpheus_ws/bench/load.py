@@ -21,6 +21,7 @@ from .player import simulate_player
 @dataclass(frozen=True, slots=True)
 class ContextResult:
     ttfa_s: float
+    start_s: float  # when the simulated player started: its jitter buffer full
     samples: int
     frames: int
     exact: bool
@@ -66,6 +67,7 @@ async def _speak(client: OrpheusClient, context_id: str, text: str, *, paced: bo
     player = simulate_player(arrivals, jitter_s=jitter_s)
     return ContextResult(
         ttfa_s=arrivals[0][0] - started if arrivals else float("inf"),
+        start_s=player.started_at - started if player.started_at is not None else float("inf"),
         samples=samples, frames=frames,
         exact=samples == frames * SAMPLES_PER_FRAME == done.get("samples"),
         underruns=player.underruns, early_underruns=player.early_underruns,
@@ -109,12 +111,15 @@ def percentile(values: list[float], q: float) -> float:
 
 def summarize(results: list[ContextResult]) -> dict[str, Any]:
     ttfa = [r.ttfa_s * 1000 for r in results]
+    starts = [r.start_s * 1000 for r in results]
     return {
         "contexts": len(results),
         "exact": sum(r.exact for r in results),
         "audio_s": round(sum(r.audio_s for r in results), 2),
         "ttfa_ms_p50": round(percentile(ttfa, 50), 1),
         "ttfa_ms_p99": round(percentile(ttfa, 99), 1),
+        "playback_start_ms_p50": round(percentile(starts, 50), 1),
+        "playback_start_ms_p99": round(percentile(starts, 99), 1),
         "underruns_after_1s": sum(r.underruns for r in results),
         "underruns_first_1s": sum(r.early_underruns for r in results),
         "underrun_s": round(sum(r.underrun_s for r in results), 3),
