@@ -102,7 +102,7 @@ class SnacCodec:
             raise DecoderError(f"could not load SNAC weights from {model!r}") from exc
         from .snac_inference import prepare_for_inference
 
-        prepare_for_inference(net)
+        prepare_for_inference(net, self.device)
         if not noise:
             for parent in list(net.modules()):
                 for child_name, child in list(parent.named_children()):

@@ -39,13 +39,19 @@ def test_snac_codec_loads_the_folder_weights(snac_dir: Path, snac_codec: SnacCod
     checked = 0
     for name, tensor in saved.items():
         prefix = name.removesuffix(".parametrizations.weight.original1")
-        if prefix != name and prefix + ".weight" in loaded:
+        if prefix != name and prefix + ".weight_t" in loaded:  # the matmul upsample
+            g = saved[prefix + ".parametrizations.weight.original0"]
+            want = torch._weight_norm(tensor, g, 0)
+            got = loaded[prefix + ".weight_t"].t().reshape(want.shape)
+            assert torch.allclose(got, want, atol=1e-6), name
+            checked += 2
+        elif prefix != name and prefix + ".weight" in loaded:
             g = saved[prefix + ".parametrizations.weight.original0"]
             want = torch._weight_norm(tensor, g, 0)
             assert torch.allclose(loaded[prefix + ".weight"], want, atol=1e-6), name
             checked += 2
         elif name in loaded:
-            assert torch.equal(tensor, loaded[name]), name
+            assert torch.equal(tensor, loaded[name].reshape(tensor.shape)), name
             checked += 1
     assert checked > 0.9 * len(saved)
     assert snac_codec.model_source == str(snac_dir)
@@ -185,3 +191,16 @@ def test_inference_preparation_keeps_the_output(snac_dir: Path, snac_codec: Snac
         with torch.inference_mode():
             want = original.decode([torch.from_numpy(c) for c in codes])[:, 0].numpy()
         np.testing.assert_allclose(snac_codec.decode(*codes), want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,bias", [(16, 8, 4, True), (4, 2, 1, False)])
+def test_matmul_upsample_is_the_transposed_convolution(kernel: int, stride: int, padding: int,
+                                                       bias: bool) -> None:
+    from orpheus_ws.snac_inference import MatmulUpsample
+
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose1d(12, 6, kernel, stride=stride, padding=padding, bias=bias)
+    for batch, steps in ((1, 2), (3, 9)):
+        x = torch.randn(batch, 12, steps)
+        with torch.inference_mode():
+            torch.testing.assert_close(MatmulUpsample(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
