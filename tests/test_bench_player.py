@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from orpheus_ws.bench.load import ContextResult, percentile, summarize
 from orpheus_ws.bench.player import simulate_player
 
@@ -53,3 +55,14 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
     assert run["audio_s"] == round(4 * 3 * 4 * 2048 / 24000, 2)  # 3 sentences of 4 frames
     assert run["server_cpu_s"] > 0 and run["decode_calls"] > 0
     assert "== overhead ==" in done.stdout
+
+
+def test_snac_cost_compares_published_and_prepared_modules(snac_dir: Path) -> None:
+    from orpheus_ws.bench.snac_cost import measure_snac_cost
+
+    result = measure_snac_cost(str(snac_dir), lengths=(2, 3), repeats=1)
+    assert [row["frames"] for row in result["rows"]] == [2, 3]
+    for row in result["rows"]:
+        assert row["published_ms_per_frame"] > 0 and row["prepared_ms_per_frame"] > 0
+        assert row["speedup"] == pytest.approx(
+            row["published_ms_per_frame"] / row["prepared_ms_per_frame"], rel=0.05)

@@ -1,9 +1,10 @@
 """``orpheus-ws bench SCENARIO``: the measurements of BENCHMARKS.md, or a custom load.
 
 Scenarios: ``overhead`` (1), ``efficiency`` (2), ``batching`` (3 and 4), ``realtime`` (5),
-``all`` (every one), ``load`` (a custom load against a running server: --url). Each prints a
-table and writes JSON (--out). Without --snac-model, SNAC with random weights (same network,
-same cost) is written to a temporary folder, so no weights are downloaded.
+``snac`` (decode cost per window length), ``all`` (every one), ``load`` (a custom load against
+a running server: --url). Each prints a table and writes JSON (--out). Without --snac-model,
+SNAC with random weights (same network, same cost) is written to a temporary folder, so no
+weights are downloaded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from . import scenarios
 from .load import run_load, summarize
 
-SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "all", "load")
+SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "all", "load")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +69,8 @@ def run_bench(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, snac_model: str | None) -> int:
     report: dict[str, Any] = {"machine": scenarios.machine(), "scenario": args.scenario,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    chosen = ["overhead", "efficiency", "batching", "realtime"] if args.scenario == "all" \
+    chosen = ["overhead", "efficiency", "batching", "realtime", "snac"] \
+        if args.scenario == "all" \
         else [args.scenario]
     for name in chosen:
         if name == "load":
@@ -104,5 +106,9 @@ def _print_table(name: str, result: dict[str, Any]) -> None:
             for k, v in value.items():
                 if k != "results":
                     print(f"    {k:<28} {v}")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            print(f"  {key}:")
+            for row in value:
+                print("    " + "  ".join(f"{k} {v}" for k, v in row.items()))
         else:
             print(f"  {key:<30} {value}")

@@ -118,6 +118,13 @@ def efficiency(snac_model: str, tps: float = 100.0, frames: int = 96, repeats: i
             "value": ratio, "met": ratio <= 1.3, **result}
 
 
+def snac(snac_model: str, **_: Any) -> dict[str, Any]:
+    """Decode cost per window length, published modules against the prepared network."""
+    from .snac_cost import measure_snac_cost
+
+    return measure_snac_cost(snac_model)
+
+
 def _strip(run: dict[str, Any]) -> dict[str, Any]:
     return run  # per-context results stay in the JSON; the table leaves them out
 
