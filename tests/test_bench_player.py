@@ -54,6 +54,9 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
     assert run["contexts"] == 4 and run["exact"] == 4  # 2 sessions x 2 replies, sample-exact
     assert run["audio_s"] == round(4 * 3 * 4 * 2048 / 24000, 2)  # 3 sentences of 4 frames
     assert run["server_cpu_s"] > 0 and run["decode_calls"] > 0
+    loop, decoder = run["loop_cpu_s_per_audio_s"], run["decoder_threads_cpu_s_per_audio_s"]
+    assert loop > 0 and decoder >= 0  # the pass-through codec: almost all of it is the loop
+    assert loop + decoder == pytest.approx(run["server_cpu_s_per_audio_s"], rel=0.3, abs=1e-3)
     assert "== overhead ==" in done.stdout
 
 

@@ -87,6 +87,20 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def cpu_split(proc: psutil.Process) -> tuple[float, float]:
+    """(CPU seconds of the main thread, of every other thread) of a server process. The main
+    thread runs the event loop (protocol, parsing, scheduling, sending); the others are the
+    decoder's worker and torch's threads: decoding, and little else."""
+    main = other = 0.0
+    for thread in proc.threads():
+        spent = float(thread.user_time + thread.system_time)
+        if thread.id == proc.pid:
+            main += spent
+        else:
+            other += spent
+    return main, other
+
+
 def server_stats(url: str) -> dict[str, Any]:
     import urllib.request
 

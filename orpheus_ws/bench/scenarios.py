@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Any
 
-from .harness import cpu_seconds, orpheus_server, server_stats, standin
+from .harness import cpu_seconds, cpu_split, orpheus_server, server_stats, standin
 from .load import percentile, run_load, summarize
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
@@ -29,12 +29,14 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
              ) -> dict[str, Any]:
     """One server process under load: CPU, decoder calls and latencies over the run."""
     with orpheus_server(llm_url, snac_model, **server) as (url, proc):
-        before, cpu0 = server_stats(url), cpu_seconds(proc)
+        before, cpu0, split0 = server_stats(url), cpu_seconds(proc), cpu_split(proc)
         wall0 = time.monotonic()
         results = asyncio.run(run_load(_ws(url), streams=streams, contexts=contexts,
                                        text=text, paced=paced, jitter_s=jitter_s))
         wall = time.monotonic() - wall0
         cpu, after = cpu_seconds(proc) - cpu0, server_stats(url)
+        split = cpu_split(proc)
+    loop_cpu, decoder_cpu = split[0] - split0[0], split[1] - split0[1]
     summary = summarize(results)
     calls = after["decoder"]["calls"] - before["decoder"]["calls"]
     windows = after["decoder"]["windows"] - before["decoder"]["windows"]
@@ -45,6 +47,9 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
         "streams": streams, "wall_s": round(wall, 2),
         "server_cpu_s": round(cpu, 3),
         "server_cpu_s_per_audio_s": round(cpu / audio, 5) if audio else None,
+        # split by thread: the event loop (everything but decoding) and the others (decoding)
+        "loop_cpu_s_per_audio_s": round(loop_cpu / audio, 5) if audio else None,
+        "decoder_threads_cpu_s_per_audio_s": round(decoder_cpu / audio, 5) if audio else None,
         "decoder_busy_s": round(busy, 3),
         "decode_calls": calls, "decode_windows": windows,
         "mean_batch": round(windows / calls, 2) if calls else None,
