@@ -23,8 +23,8 @@ from .tokens import SAMPLE_RATE, SAMPLES_PER_FRAME, Frame, FrameParser, InvalidA
 
 # Frames of left history a window may carry so the decoder can pad it to share a call.
 HISTORY_FRAMES = 32
-# How urgent a window is when nobody models its listener (an HTTP request): as if it had this
-# much audio in hand, so it yields to real-time listeners about to run dry, but not for long.
+# How urgent a window after the first is when nobody models its listener (an HTTP request): as
+# if it had this much audio in hand, so it yields to listeners about to run dry, not for long.
 UNCLOCKED_IN_HAND_S = 0.5
 FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
 
@@ -173,7 +173,7 @@ async def stream_segment(
                 (c0, c1, c2), first=first, need=window.frames,
                 emit_start=window.emit_start, emit_end=window.emit_end,
                 max_wait_s=wait_s, timing=timing,
-                in_hand_s=clock.buffered_s() if clock is not None else UNCLOCKED_IN_HAND_S,
+                in_hand_s=_in_hand(clock, window.emit_start),
             )
             now = time.monotonic()
             # What a window costs this stream: the call, by its length, and the queue behind
@@ -201,6 +201,14 @@ async def stream_segment(
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
+
+
+def _in_hand(clock: PlayoutClock | None, emit_start: int) -> float:
+    """Audio the window's listener still has to play: how urgent the window is. Without a
+    listener model (HTTP), first audio is as urgent as anyone's and the rest can wait a while."""
+    if clock is not None:
+        return clock.buffered_s()
+    return 0.0 if emit_start == 0 else UNCLOCKED_IN_HAND_S
 
 
 def _extend_codes(codes: tuple[list[int], list[int], list[int]], frames: list[Frame]) -> None:

@@ -21,10 +21,12 @@ from orpheus_ws.exceptions import (
 from orpheus_ws.llm import LLMClient, SamplingParams
 from orpheus_ws.schedule import affordable_frames
 from orpheus_ws.segment_stream import (
+    UNCLOCKED_IN_HAND_S,
     AudioChunk,
     PlayoutClock,
     StreamTuning,
     _extend_codes,
+    _in_hand,
     _plan,
     stream_segment,
 )
@@ -306,3 +308,13 @@ def test_the_frames_that_fill_the_jitter_buffer_leave_together() -> None:
     assert target == 2 and wait == pytest.approx(0.07)
     clock.sent(2 * 2048)
     assert clock.started is not None  # playing: the usual schedule from here
+
+
+def test_urgency_follows_the_listener() -> None:
+    clock = PlayoutClock()
+    assert _in_hand(clock, 0) == 0.0
+    clock.sent(24000)
+    assert _in_hand(clock, 5) == pytest.approx(1.0, abs=0.05)
+    # no listener model (HTTP): first audio is urgent, the rest can wait a while
+    assert _in_hand(None, 0) == 0.0
+    assert _in_hand(None, 4) == UNCLOCKED_IN_HAND_S
