@@ -71,7 +71,8 @@ class ChunkSchedule:
     ends; it returns the window to decode now, or None to wait for more frames. ``target`` is
     the number of new frames the caller can afford to wait for (see :func:`affordable_frames`).
     Windows of new frames come in powers of two (up to ``max_new_frames``), so that concurrent
-    streams share a few window shapes and batch well.
+    streams share a few window shapes and batch well; ``exact=True`` asks for exactly
+    ``target`` frames instead (the frames that fill a listener's jitter buffer).
     """
 
     def __init__(self, *, max_new_frames: int = 16, context: int = 1) -> None:
@@ -85,7 +86,8 @@ class ChunkSchedule:
         """New frames that have their right-hand context in."""
         return max(0, received - self.emitted - self.context)
 
-    def next_window(self, received: int, ended: bool, target: int = 1) -> Window | None:
+    def next_window(self, received: int, ended: bool, target: int = 1, *,
+                    exact: bool = False) -> Window | None:
         start = self.emitted
         cap = self.max_new_frames
         if ended:
@@ -94,10 +96,12 @@ class ChunkSchedule:
                 return None
         else:
             ready = received - start - self.context
-            want = _pow2_floor(max(1, min(target, cap)))
+            want = max(1, min(target, cap))
+            if not exact:
+                want = _pow2_floor(want)
             if ready < want:
                 return None
-            count = _pow2_floor(min(ready, cap))
+            count = min(ready, cap) if exact else _pow2_floor(min(ready, cap))
         window = Window(
             start=max(0, start - self.context),
             end=min(received, start + count + self.context),

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -153,9 +154,10 @@ async def stream_segment(
                 decoder.streams += 1
             wake.clear()
             ended = bool(state["ended"])
-            target, wait_s = _plan(clock, arrivals, per_frame_s, queue_s, tuning,
-                                   schedule.ready(len(frames)), first=schedule.emitted == 0)
-            window = schedule.next_window(len(frames), ended, target)
+            plan = _plan(clock, arrivals, per_frame_s, queue_s, tuning,
+                         schedule.ready(len(frames)), first=schedule.emitted == 0)
+            wait_s = plan.wait_s
+            window = schedule.next_window(len(frames), ended, plan.target, exact=plan.exact)
             if window is None:
                 if ended:
                     break
@@ -220,6 +222,12 @@ def _extend_codes(codes: tuple[list[int], list[int], list[int]], frames: list[Fr
         codes[2].extend((f[2], f[3], f[5], f[6]))
 
 
+class Plan(NamedTuple):
+    target: int  # new frames to wait for
+    wait_s: float  # how long the window may wait for batch company
+    exact: bool = False  # exactly ``target`` frames (else a power of two)
+
+
 def _plan(
     clock: PlayoutClock | None,
     arrivals: list[float],
@@ -229,8 +237,8 @@ def _plan(
     ready: int,
     *,
     first: bool = False,
-) -> tuple[int, float]:
-    """(new frames to wait for, how long a window may wait for batch company).
+) -> Plan:
+    """The next window's size and how long it may wait for batch company.
 
     A window waits only as long as the listener's audio in hand allows, so an utterance's first
     window (nothing in hand) holds one frame and never waits, while a later segment's first
@@ -239,7 +247,7 @@ def _plan(
     window.
     """
     if clock is None:  # first audio as early as possible, then the largest windows
-        return (1 if first else tuning.max_new_frames), tuning.max_batch_wait_s
+        return Plan(1 if first else tuning.max_new_frames, tuning.max_batch_wait_s)
     interval = tuning.initial_frame_interval_s
     if len(arrivals) >= 4:
         span = arrivals[-1] - arrivals[-4]
@@ -251,10 +259,10 @@ def _plan(
         # window may wait for company at no cost to anyone.
         missing = math.ceil((clock.start_after_s - held) / FRAME_S - 1e-9)
         wait = (missing - ready) * interval
-        return max(1, missing), max(0.0, min(tuning.max_batch_wait_s, wait))
+        return Plan(max(1, missing), max(0.0, min(tuning.max_batch_wait_s, wait)), exact=True)
     buffered = held - queue_s
     target = affordable_frames(buffered, interval, per_frame, ready=ready,
                                margin_s=tuning.margin_s, cap=tuning.max_new_frames)
     slack = buffered - tuning.margin_s - (target + 2) * per_frame
-    return target, max(0.0, min(tuning.max_batch_wait_s, slack))
+    return Plan(target, max(0.0, min(tuning.max_batch_wait_s, slack)))
 

@@ -190,3 +190,14 @@ def test_ready_counts_new_frames_with_right_context() -> None:
     assert schedule.emitted == 2
     assert schedule.ready(3) == 0
     assert schedule.ready(6) == 3
+
+
+def test_an_exact_window_takes_the_target_not_a_power_of_two() -> None:
+    schedule = ChunkSchedule(max_new_frames=16)
+    assert schedule.next_window(2, False, 1) == Window(0, 2, 0, 1)
+    assert schedule.next_window(4, False, 3, exact=True) is None  # frames 1, 2 ready: not 3
+    assert schedule.next_window(5, False, 3, exact=True) == Window(0, 5, 1, 4)
+    # without exact, a target of 3 rounds down to 2
+    schedule = ChunkSchedule(max_new_frames=16)
+    schedule.next_window(2, False, 1)
+    assert schedule.next_window(4, False, 3) == Window(0, 4, 1, 3)

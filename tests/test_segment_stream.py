@@ -285,10 +285,10 @@ def test_queueing_behind_other_streams_costs_time_not_time_per_frame() -> None:
     clock.sent(24000)  # one second in hand
     arrivals = [0.0, 0.07, 0.14, 0.21]  # a frame every 70 ms
     tuning = StreamTuning(max_new_frames=16, margin_s=0.05)
-    target, _ = _plan(clock, arrivals, 0.01, 0.3, tuning, 0)
+    target = _plan(clock, arrivals, 0.01, 0.3, tuning, 0).target
     in_hand = clock.buffered_s()
     assert target == affordable_frames(in_hand - 0.3, 0.07, 0.01, margin_s=0.05, cap=16)
-    assert target < _plan(clock, arrivals, 0.01, 0.0, tuning, 0)[0]
+    assert target < _plan(clock, arrivals, 0.01, 0.0, tuning, 0).target
     assert target > affordable_frames(in_hand, 0.07, 0.01 + 0.3 / 4, margin_s=0.05, cap=16)
 
 
@@ -299,15 +299,18 @@ def test_the_frames_that_fill_the_jitter_buffer_leave_together() -> None:
     clock = PlayoutClock(start_after_s=0.2)
     tuning = StreamTuning(max_new_frames=16, margin_s=0.05, max_batch_wait_s=0.5)
     arrivals = [0.0, 0.07, 0.14, 0.21]
-    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 1, first=True) == (1, 0.0)  # frame 0
+    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 1, first=True) == (1, 0.0, False)  # frame 0
     clock.sent(2048)  # 85 ms held of 200: two more frames fill it
     assert clock.started is None
-    target, wait = _plan(clock, arrivals, 0.01, 0.0, tuning, 2)
-    assert (target, wait) == (2, 0.0)
-    target, wait = _plan(clock, arrivals, 0.01, 0.0, tuning, 1)
-    assert target == 2 and wait == pytest.approx(0.07)
+    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 2) == (2, 0.0, True)
+    target, wait, exact = _plan(clock, arrivals, 0.01, 0.0, tuning, 1)
+    assert (target, exact) == (2, True) and wait == pytest.approx(0.07)
     clock.sent(2 * 2048)
     assert clock.started is not None  # playing: the usual schedule from here
+    # a 300 ms buffer: three frames after frame 0, in one window (not two and one)
+    clock = PlayoutClock(start_after_s=0.3)
+    clock.sent(2048)
+    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 3) == (3, 0.0, True)
 
 
 def test_urgency_follows_the_listener() -> None:
