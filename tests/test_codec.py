@@ -48,7 +48,8 @@ def test_snac_codec_loads_the_folder_weights(snac_dir: Path, snac_codec: SnacCod
         elif prefix != name and prefix + ".weight" in loaded:
             g = saved[prefix + ".parametrizations.weight.original0"]
             want = torch._weight_norm(tensor, g, 0)
-            assert torch.allclose(loaded[prefix + ".weight"], want, atol=1e-6), name
+            got = loaded[prefix + ".weight"].reshape(want.shape[0], -1)  # depthwise: (C, K, 1)
+            assert torch.allclose(got, want.reshape(want.shape[0], -1), atol=1e-6), name
             checked += 2
         elif name in loaded:
             assert torch.equal(tensor, loaded[name].reshape(tensor.shape)), name
@@ -204,3 +205,15 @@ def test_matmul_upsample_is_the_transposed_convolution(kernel: int, stride: int,
         x = torch.randn(batch, 12, steps)
         with torch.inference_mode():
             torch.testing.assert_close(MatmulUpsample(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dilation", [3, 9])
+def test_shifted_depthwise_is_the_depthwise_convolution(dilation: int) -> None:
+    from orpheus_ws.snac_inference import ShiftedDepthwise
+
+    torch.manual_seed(1)
+    conv = torch.nn.Conv1d(8, 8, 7, dilation=dilation, padding=3 * dilation, groups=8)
+    for batch, steps in ((1, 5), (2, 300)):
+        x = torch.randn(batch, 8, steps)
+        with torch.inference_mode():
+            torch.testing.assert_close(ShiftedDepthwise(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
