@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +149,7 @@ class Engine:
         voice: str,
         params: SamplingParams,
         clock: PlayoutClock | None = None,
-    ) -> AsyncIterator[SynthesisEvent]:
+    ) -> AsyncGenerator[SynthesisEvent, None]:
         """A whole text, split at sentence ends into segments that fit ``max_tokens`` each."""
         segments = split_text(text, chars_for_tokens(params.max_tokens))
         return self.synthesize(segments, voice=voice, params=params, clock=clock)
@@ -162,7 +162,7 @@ class Engine:
         params: SamplingParams,
         clock: PlayoutClock | None = None,
         first_index: int = 0,
-    ) -> AsyncIterator[SynthesisEvent]:
+    ) -> AsyncGenerator[SynthesisEvent, None]:
         """Ordered events for each segment; raises the first segment's OrpheusError."""
         self.check_voice(voice)
         loop = asyncio.get_running_loop()

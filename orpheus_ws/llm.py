@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -110,7 +110,7 @@ class LLMClient:
 
     async def stream_tokens(
         self, voice: str, text: str, params: SamplingParams
-    ) -> AsyncIterator[list[int]]:
+    ) -> AsyncGenerator[list[int], None]:
         """Token ids in the order generated, in batches as they arrive from the network.
 
         Ends after end-of-speech, at the backend's own end, or raises a BackendError.

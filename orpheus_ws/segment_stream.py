@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -102,7 +102,7 @@ async def stream_segment(
     tuning: StreamTuning = StreamTuning(),
     delivers: bool = True,
     current: asyncio.Event | None = None,
-) -> AsyncIterator[AudioChunk]:
+) -> AsyncGenerator[AudioChunk, None]:
     """The segment's audio, every frame exactly once: F frames give F x 2048 samples.
 
     ``delivers``: each chunk goes to the listener as it is yielded, so it counts on ``clock``;

@@ -81,7 +81,8 @@ def test_unknown_voice() -> None:
 
 
 def test_body_must_be_an_object() -> None:
-    for body in ([], "text", None, 3):
+    bodies: list[object] = [[], "text", None, 3]
+    for body in bodies:
         with pytest.raises(ValidationError) as info:
             parse_tts_request(body, VOICES, "tara")
         assert info.value.field == "body"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pytest
@@ -33,12 +35,16 @@ CONTROL = [START_OF_SPEECH, END_OF_SPEECH, START_OF_HUMAN, END_OF_HUMAN, START_O
            EOT, CUSTOM_TOKEN_BASE, AUDIO_TOKEN_BASE - 1]
 
 
-def tokens_of(frames: list[tuple[int, ...]]) -> list[int]:
+def tokens_of(frames: Sequence[tuple[int, ...]]) -> list[int]:
     return [audio_token_id(p, c) for codes in frames for p, c in enumerate(codes)]
 
 
-def random_frames(rng: random.Random, n: int) -> list[tuple[int, ...]]:
-    return [tuple(rng.randrange(CODEBOOK_SIZE) for _ in range(7)) for _ in range(n)]
+FrameCodes = tuple[int, int, int, int, int, int, int]
+
+
+def random_frames(rng: random.Random, n: int) -> list[FrameCodes]:
+    return [cast(FrameCodes, tuple(rng.randrange(CODEBOOK_SIZE) for _ in range(7)))
+            for _ in range(n)]
 
 
 def test_ids_follow_the_custom_token_layout() -> None:
