@@ -56,7 +56,9 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
     assert run["server_cpu_s"] > 0 and run["decode_calls"] > 0
     loop, decoder = run["loop_cpu_s_per_audio_s"], run["decoder_threads_cpu_s_per_audio_s"]
     assert loop > 0 and decoder >= 0  # the pass-through codec: almost all of it is the loop
-    assert loop + decoder == pytest.approx(run["server_cpu_s_per_audio_s"], rel=0.3, abs=1e-3)
+    # the split counts the threads alive at the end (one that ended took its time with it),
+    # so it never exceeds the process's total
+    assert loop + decoder <= run["server_cpu_s_per_audio_s"] * 1.05 + 1e-4
     assert "== overhead ==" in done.stdout
 
 

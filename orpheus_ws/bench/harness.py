@@ -90,7 +90,8 @@ def cpu_seconds(proc: psutil.Process) -> float:
 def cpu_split(proc: psutil.Process) -> tuple[float, float]:
     """(CPU seconds of the main thread, of every other thread) of a server process. The main
     thread runs the event loop (protocol, parsing, scheduling, sending); the others are the
-    decoder's worker and torch's threads: decoding, and little else."""
+    decoder's worker and torch's threads: decoding, and little else. Threads that ended
+    before the call are not counted, so the two may add up to less than the process total."""
     main = other = 0.0
     for thread in proc.threads():
         spent = float(thread.user_time + thread.system_time)
