@@ -46,6 +46,16 @@ STRICT_LIMITS = {
 }
 STRICT_VOICES = "tara,leo,nova"
 
+# What the e2e tests ask for, shared by the HTTP and WebSocket modules.
+MAX_TOKENS = 70  # the tiny model speaks until max_tokens: 70 tokens = 10 frames per segment
+TINY_FRAMES = MAX_TOKENS // 7
+SEED_REQUEST = {"text": "Hello world", "voice": "tara", "temperature": 0.3,
+                "max_tokens": MAX_TOKENS, "stream": False}
+TTS_PATHS = ("/api/tts", "/api/tts/wav", "/api/tts/stream")
+LONG_TEXT = " ".join(
+    f"Sentence number {i} is here to make the text long, and it says a little more." for i in
+    range(40))[:3000].rsplit(" ", 1)[0] + "."
+
 
 def serve_command(port: int, llm_url: str, snac_dir: Path, *flags: str) -> list[str]:
     """The command line a user types, on the CPU, with extra ``flags``."""

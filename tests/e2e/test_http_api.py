@@ -18,7 +18,12 @@ from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from ..utils import scaled
 from .harness import (
+    LONG_TEXT,
+    MAX_TOKENS,
     SAMPLES_PER_FRAME,
+    SEED_REQUEST,
+    TINY_FRAMES,
+    TTS_PATHS,
     ServerProcess,
     clean_env,
     completions,
@@ -27,16 +32,6 @@ from .harness import (
     samples_from,
     sse_events,
 )
-
-MAX_TOKENS = 70  # the tiny model speaks until max_tokens: 70 tokens = 10 frames per segment
-TINY_FRAMES = MAX_TOKENS // 7
-SEED_REQUEST = {"text": "Hello world", "voice": "tara", "temperature": 0.3,
-                "max_tokens": MAX_TOKENS, "stream": False}
-TTS_PATHS = ("/api/tts", "/api/tts/wav", "/api/tts/stream")
-LONG_TEXT = " ".join(
-    f"Sentence number {i} is here to make the text long, and it says a little more." for i in
-    range(40))[:3000].rsplit(" ", 1)[0] + "."
-
 
 # -- the seed's endpoints against the real llama-server ---------------------------------------
 

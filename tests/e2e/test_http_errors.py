@@ -17,21 +17,12 @@ from ..utils import eventually, scaled
 from .harness import (
     SAMPLES_PER_FRAME,
     STRICT_VOICES,
+    TTS_PATHS,
     ServerProcess,
     completions,
     samples_from,
     sse_events,
 )
-
-MAX_TOKENS = 70  # the tiny model speaks until max_tokens: 70 tokens = 10 frames per segment
-TINY_FRAMES = MAX_TOKENS // 7
-SEED_REQUEST = {"text": "Hello world", "voice": "tara", "temperature": 0.3,
-                "max_tokens": MAX_TOKENS, "stream": False}
-TTS_PATHS = ("/api/tts", "/api/tts/wav", "/api/tts/stream")
-LONG_TEXT = " ".join(
-    f"Sentence number {i} is here to make the text long, and it says a little more." for i in
-    range(40))[:3000].rsplit(" ", 1)[0] + "."
-
 
 # -- bad requests -------------------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from ..utils import eventually, scaled
 from .harness import (
+    MAX_TOKENS,
     SAMPLES_PER_FRAME,
+    TINY_FRAMES,
     Frame,
     RawSocket,
     ServerProcess,
@@ -30,8 +32,6 @@ from .harness import (
     speak,
 )
 
-MAX_TOKENS = 70  # the tiny model speaks until max_tokens: 70 tokens = 10 frames per segment
-TINY_FRAMES = MAX_TOKENS // 7
 GREEDY = {"temperature": 0.0, "max_tokens": MAX_TOKENS}
 LONG = {"temperature": 0.0, "max_tokens": 2048}  # about 290 frames per segment
 
