@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .segment_stream import StreamTuning
+if TYPE_CHECKING:
+    from .segment_stream import StreamTuning
 
 DEFAULT_VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
 
@@ -60,6 +61,8 @@ class Settings:
 
     def stream_tuning(self, device: str) -> StreamTuning:
         """The chunk schedule's knobs for a codec on ``device``."""
+        from .segment_stream import StreamTuning  # the engine: not needed to read settings
+
         return StreamTuning(max_new_frames=self.new_frames_cap(device),
                             margin_s=self.margin_s(device),
                             max_batch_wait_s=self.batch_wait_s(device))
