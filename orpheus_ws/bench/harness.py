@@ -82,16 +82,13 @@ def orpheus_server(llm_url: str, snac_model: str, **settings: Any
         yield url, psutil.Process(proc.pid)
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system)
-
-
-def cpu_split(proc: psutil.Process) -> tuple[float, float]:
-    """(CPU seconds of the main thread, of every other thread) of a server process. The main
-    thread runs the event loop (protocol, parsing, scheduling, sending); the others are the
-    decoder's worker and torch's threads: decoding, and little else. Threads that ended
-    before the call are not counted, so the two may add up to less than the process total."""
+def cpu_snapshot(proc: psutil.Process) -> tuple[float, float, float]:
+    """(process total, main thread, every other thread) CPU seconds of a server process, read
+    together so the three describe one moment. The main thread runs the event loop (protocol,
+    parsing, scheduling, sending); the others are the decoder's worker and torch's threads:
+    decoding, and little else. Threads that ended before the call are not in the split, so the
+    split may add up to less than the total; the kernel counts each in clock ticks (10 ms), so
+    it may also exceed the total by a tick or two."""
     main = other = 0.0
     for thread in proc.threads():
         spent = float(thread.user_time + thread.system_time)
@@ -99,7 +96,8 @@ def cpu_split(proc: psutil.Process) -> tuple[float, float]:
             main += spent
         else:
             other += spent
-    return main, other
+    times = proc.cpu_times()
+    return float(times.user + times.system), main, other
 
 
 def server_stats(url: str) -> dict[str, Any]:

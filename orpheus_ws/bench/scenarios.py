@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Any
 
-from .harness import cpu_seconds, cpu_split, orpheus_server, server_stats, standin
+from .harness import cpu_snapshot, orpheus_server, server_stats, standin
 from .load import percentile, run_load, summarize
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
@@ -29,14 +29,15 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
              ) -> dict[str, Any]:
     """One server process under load: CPU, decoder calls and latencies over the run."""
     with orpheus_server(llm_url, snac_model, **server) as (url, proc):
-        before, cpu0, split0 = server_stats(url), cpu_seconds(proc), cpu_split(proc)
+        before = server_stats(url)
+        cpu0 = cpu_snapshot(proc)  # inside the stats requests: their CPU is not the run's
         wall0 = time.monotonic()
         results = asyncio.run(run_load(_ws(url), streams=streams, contexts=contexts,
                                        text=text, paced=paced, jitter_s=jitter_s))
         wall = time.monotonic() - wall0
-        cpu, after = cpu_seconds(proc) - cpu0, server_stats(url)
-        split = cpu_split(proc)
-    loop_cpu, decoder_cpu = split[0] - split0[0], split[1] - split0[1]
+        cpu1, threads = cpu_snapshot(proc), proc.num_threads()
+        after = server_stats(url)
+    cpu, loop_cpu, decoder_cpu = (end - start for end, start in zip(cpu1, cpu0, strict=True))
     summary = summarize(results)
     calls = after["decoder"]["calls"] - before["decoder"]["calls"]
     windows = after["decoder"]["windows"] - before["decoder"]["windows"]
@@ -45,7 +46,7 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
     audio = summary["audio_s"]
     summary.update({
         "streams": streams, "wall_s": round(wall, 2),
-        "server_cpu_s": round(cpu, 3),
+        "server_cpu_s": round(cpu, 3), "server_threads": threads,
         "server_cpu_s_per_audio_s": round(cpu / audio, 5) if audio else None,
         # split by thread: the event loop (everything but decoding) and the others (decoding)
         "loop_cpu_s_per_audio_s": round(loop_cpu / audio, 5) if audio else None,
