@@ -13,6 +13,12 @@ history, which only makes it more exact; a stream's first window, which has no h
 its last frame on the right instead, so that it too shares a call already due. On the CPU a
 call costs what its parts cost, so there only windows of one length share a call.
 
+On those devices a call costs about the same whatever it carries, so the calls, not the frames,
+are what to save: a stream that is waiting for more frames while some are ready stands by, and
+when a call is about to be made the service invites every stream standing by to join it with
+the frames it has. The listener's buffer is topped up for free, and the stream's own next call
+comes later or not at all.
+
 A failing call is retried window by window, so a bad window fails only its own stream; a
 window whose caller went away is dropped before it is decoded.
 """
@@ -86,12 +92,21 @@ class DecodeRequest:
                 np.concatenate([self.c2, np.tile(self.c2[-4:], extra)]))
 
 
+@dataclass(slots=True, eq=False)
+class Standby:
+    """A stream waiting for frames that could join a call now; ``invited`` says it should."""
+
+    wake: asyncio.Event
+    invited: bool = False
+
+
 @dataclass(slots=True)
 class DecoderStats:
     calls: int = 0
     windows: int = 0
     frames_decoded: int = 0
     frames_emitted: int = 0
+    invited: int = 0  # streams standing by that were asked to join a call
     busy_s: float = 0.0
     thread_cpu_s: float = 0.0
     max_batch_seen: int = 0
@@ -103,6 +118,7 @@ class DecoderStats:
             "windows": self.windows,
             "frames_decoded": self.frames_decoded,
             "frames_emitted": self.frames_emitted,
+            "invited": self.invited,
             "mean_batch": round(mean, 2),
             "max_batch": self.max_batch_seen,
             "busy_s": round(self.busy_s, 4),
@@ -132,6 +148,7 @@ class DecoderService:
         self.pad_windows = codec.device != "cpu" if pad_windows is None else pad_windows
         self.stats = DecoderStats()
         self._pending: list[DecodeRequest] = []
+        self._standby: list[Standby] = []
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snac-decoder")
         self._task: asyncio.Task[None] | None = None
@@ -153,6 +170,24 @@ class DecoderService:
             request.future.cancel()
         self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def invites(self) -> bool:
+        """Whether streams standing by are invited to join calls (batching on a pad device)."""
+        return self.batching and self.pad_windows
+
+    def stand_by(self, wake: asyncio.Event) -> Standby:
+        """Registers a stream that has frames ready but waits for more; the service sets
+        ``wake`` and marks the ticket invited when a call it could join is about to be made.
+        The stream withdraws with :meth:`withdraw` when it wakes for any reason."""
+        ticket = Standby(wake)
+        if self.invites:
+            self._standby.append(ticket)
+        return ticket
+
+    def withdraw(self, ticket: Standby) -> None:
+        with contextlib.suppress(ValueError):
+            self._standby.remove(ticket)
 
     @property
     def queued(self) -> int:
@@ -202,8 +237,22 @@ class DecoderService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), due - now)
                 continue
+            if self._standby:
+                await self._invite()
             length, batch = self._form_batch()
             await self._decode_batch(length, batch)
+
+    async def _invite(self) -> None:
+        """Wakes the streams standing by, as many as the call has room for, and lets them
+        submit their windows before the call is formed."""
+        room = self.max_batch - len(self._pending)
+        invited, self._standby = self._standby[:room], self._standby[room:]
+        self.stats.invited += len(invited)
+        for ticket in invited:
+            ticket.invited = True
+            ticket.wake.set()
+        if invited:
+            await asyncio.sleep(0)  # each woken stream runs up to its decode() and submits
 
     def _form_batch(self) -> tuple[int, list[DecodeRequest]]:
         """The most urgent due window and the most others that can share its call."""

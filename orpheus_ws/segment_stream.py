@@ -145,6 +145,7 @@ async def stream_segment(
     queue_s = 0.0  # time a window waits behind other streams' calls, whatever its length
     codes: tuple[list[int], list[int], list[int]] = ([], [], [])
     decoding = False
+    invited = False  # the decoder asked this stream to join a call it is making
     try:
         while True:
             if current is not None and not current.is_set():
@@ -154,14 +155,26 @@ async def stream_segment(
                 decoder.streams += 1
             wake.clear()
             ended = bool(state["ended"])
-            plan = _plan(clock, arrivals, per_frame_s, queue_s, tuning,
-                         schedule.ready(len(frames)), first=schedule.emitted == 0)
+            ready = schedule.ready(len(frames))
+            plan = _plan(clock, arrivals, per_frame_s, queue_s, tuning, ready,
+                         first=schedule.emitted == 0)
+            if invited and ready and not plan.exact:  # ride a call that is being made anyway
+                plan = plan._replace(target=ready, exact=True)
+            invited = False
             wait_s = plan.wait_s
             window = schedule.next_window(len(frames), ended, plan.target, exact=plan.exact)
             if window is None:
                 if ended:
                     break
-                await wake.wait()
+                if not ready or plan.exact:  # nothing to bring, or filling the jitter buffer
+                    await wake.wait()
+                    continue
+                ticket = decoder.stand_by(wake)
+                try:
+                    await wake.wait()
+                finally:
+                    decoder.withdraw(ticket)
+                invited = ticket.invited
                 continue
             _extend_codes(codes, frames)
             first = max(0, window.end - HISTORY_FRAMES) if pad else window.start

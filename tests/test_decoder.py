@@ -376,3 +376,37 @@ def test_only_a_first_window_with_right_context_stretches() -> None:
         assert c1.shape == (8,) and c2.shape == (16,)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("device,batching,joins", [
+    ("cuda", True, True), ("cpu", True, False), ("cuda", False, False)])
+async def test_a_stream_standing_by_joins_a_call_being_made(
+    device: str, batching: bool, joins: bool, make_decoder: Callable[..., DecoderService],
+) -> None:
+    """Where a call costs about the same whatever it carries (padding devices), a stream
+    waiting for more frames is invited into a call being made and brings what it has; on
+    the CPU, or with batching off, it is left to wait."""
+    codec = FakeCodec(device=device)
+    decoder = make_decoder(codec, batching=batching)
+    due, riding = stream_codes(40, 4), stream_codes(41, 20)
+    wake = asyncio.Event()
+    ticket = decoder.stand_by(wake)
+
+    async def rider() -> np.ndarray:
+        await wake.wait()
+        decoder.withdraw(ticket)
+        assert ticket.invited
+        return await decoder.decode(window(riding, 0, 6), first=0, need=4, emit_start=3,
+                                    emit_end=5, max_wait_s=LONG_WAIT)
+
+    waiting = asyncio.create_task(rider())
+    pcm = await decoder.decode(due, first=0, need=4, emit_start=1, emit_end=3)
+    np.testing.assert_array_equal(pcm, fake_pcm(due[0][1:3]))
+    assert wake.is_set() is joins and ticket.invited is joins
+    assert decoder.stats.invited == int(joins)
+    if not joins:
+        assert len(codec.calls) == 1 and not waiting.done()
+        waiting.cancel()
+        return
+    np.testing.assert_array_equal(await waiting, fake_pcm(riding[0][3:5]))
+    assert len(codec.calls) == 1 and codec.calls[0].shape == (2, 4)  # one call, both rows

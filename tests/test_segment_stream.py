@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -321,3 +322,30 @@ def test_urgency_follows_the_listener() -> None:
     # no listener model (HTTP): first audio is urgent, the rest can wait a while
     assert _in_hand(None, 0) == 0.0
     assert _in_hand(None, 4) == UNCLOCKED_IN_HAND_S
+
+
+async def test_streams_that_ride_other_calls_still_emit_every_frame_once(
+    standin: StandinLLMServer, llm: LLMClient, make_decoder: Callable[..., DecoderService],
+) -> None:
+    """On a padding decoder, streams waiting for frames join calls other streams cause, with
+    windows of whatever they have ready; each listener still gets its frames once, in order,
+    each decoded to its own codes."""
+    frames = 48
+    standin.config.frames = frames
+    standin.config.tokens_per_second = 1000  # 143 frames a second: listeners build a buffer
+    decoder = make_decoder(ConstantCodec(), pad_windows=True)
+    texts = [f"Stream number {k} says something of its own." for k in range(4)]
+
+    async def one(k: int) -> list[AudioChunk]:
+        await asyncio.sleep(0.05 * k)  # started apart, the streams' windows fall due apart
+        return await run(llm, decoder, text=texts[k], clock=PlayoutClock(0.2))
+
+    results = await asyncio.gather(*(one(k) for k in range(len(texts))))
+    for text, chunks in zip(texts, results, strict=True):
+        check_chunks(chunks, frames)
+        source = generate_tokens(standin.config, f"tara: {text}")
+        parsed = FrameParser().feed(next(source) for _ in range(7 * frames))
+        want = to_int16(np.repeat(np.array([f.codes[0] for f in parsed]) / 4096, 2048))
+        assert np.array_equal(np.concatenate([c.pcm for c in chunks]), want)
+    assert decoder.stats.invited > 0
+    assert decoder.stats.windows > decoder.stats.calls  # the riders shared calls
