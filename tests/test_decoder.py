@@ -410,3 +410,15 @@ async def test_a_stream_standing_by_joins_a_call_being_made(
         return
     np.testing.assert_array_equal(await waiting, fake_pcm(riding[0][3:5]))
     assert len(codec.calls) == 1 and codec.calls[0].shape == (2, 4)  # one call, both rows
+
+
+async def test_a_withdrawn_stream_is_not_invited(
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """A stream that stopped standing by (woken by a frame, or cancelled) is left alone."""
+    decoder = make_decoder(FakeCodec(device="cuda"))
+    gone, staying = asyncio.Event(), asyncio.Event()
+    decoder.withdraw(decoder.stand_by(gone))
+    ticket = decoder.stand_by(staying)
+    await decoder.decode(stream_codes(42, 3), first=0, need=3, emit_start=1, emit_end=2)
+    assert not gone.is_set() and staying.is_set() and ticket.invited
+    assert decoder.stats.invited == 1
