@@ -338,4 +338,6 @@ async def test_ping_config_and_buffering_none(standin_server: ServerProcess,
         assert [e["text"] for e in segment_events(handle.events, "segment_started")] == \
             [p.strip() for p in pieces]
         assert done["segments"] == 3
-        assert completions(fake_llm, before) == [f"leo: {p.strip()}" for p in pieces]
+        # a segment generates ahead of the one playing: requests may reach the LLM in any order
+        assert sorted(completions(fake_llm, before)) == sorted(f"leo: {p.strip()}"
+                                                              for p in pieces)
