@@ -123,6 +123,11 @@ class SnacCodec:
                                            dynamic=False)
             self.warm_up()
 
+    @property
+    def fast_lengths(self) -> tuple[int, ...]:
+        """Window lengths with a captured graph: the decoder rounds a padded call up to one."""
+        return tuple(sorted({length for _, length in self._captured}))
+
     def warm_up(self) -> None:
         """Captures every (batch bucket, window length) once, before serving."""
         for batch in GRAPH_BATCHES:

@@ -10,8 +10,9 @@ with a second of audio in hand waits behind one whose listener is about to run d
 Windows of different lengths share a call when the codec pads cheaply (a GPU, or the
 pass-through codec): a window then takes extra frames of left context from its own stream's
 history, which only makes it more exact; a stream's first window, which has no history, repeats
-its last frame on the right instead, so that it too shares a call already due. On the CPU a
-call costs what its parts cost, so there only windows of one length share a call.
+its last frame on the right instead, so that it too shares a call already due. A call's length
+is rounded up to one the codec has a CUDA graph for, where its windows can be padded that far.
+On the CPU a call costs what its parts cost, so there only windows of one length share a call.
 
 On those devices a call costs about the same whatever it carries, so the calls, not the frames,
 are what to save: a stream that is waiting for more frames while some are ready stands by, and
@@ -263,7 +264,8 @@ class DecoderService:
         pending = [head, *(r for r in pending if r is not head)]
         lengths = [head.need]
         if self.pad_windows:
-            lengths = sorted({r.need for r in pending if head.need <= r.need <= head.longest})
+            lengths = sorted({self._call_length(r.need, head) for r in pending
+                              if head.need <= r.need <= head.longest})
         best: list[DecodeRequest] = []
         best_length = head.need
         for length in lengths:
@@ -276,6 +278,12 @@ class DecoderService:
         taken = {id(r) for r in best}
         self._pending = [r for r in self._pending if id(r) not in taken]
         return best_length, best
+
+    def _call_length(self, need: int, head: DecodeRequest) -> int:
+        """``need`` rounded up to the codec's fast lengths (CUDA graphs captured), where the
+        head window can be padded that far: a window only gains left context."""
+        fast = getattr(self.codec, "fast_lengths", ())
+        return next((n for n in fast if need <= n <= head.longest), need)
 
     async def _decode_batch(self, length: int, batch: list[DecodeRequest]) -> None:
         loop = asyncio.get_running_loop()

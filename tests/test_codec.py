@@ -162,6 +162,7 @@ def test_graph_path_pads_batches_to_buckets_and_runs_uncaptured_shapes_eagerly(
     monkeypatch.setattr("orpheus_ws.codec.GRAPH_LENGTHS", (3,))
     codec = SnacCodec(str(snac_dir), "cpu", noise=False, graphs=True)
     assert codec._captured == {(1, 3), (4, 3)}
+    assert codec.fast_lengths == (3,)  # the decoder rounds padded calls up to these
     calls.clear()
     batch = random_codes(7, 3, 3)
     out = codec.decode(*batch)

@@ -422,3 +422,32 @@ async def test_a_withdrawn_stream_is_not_invited(
     await decoder.decode(stream_codes(42, 3), first=0, need=3, emit_start=1, emit_end=2)
     assert not gone.is_set() and staying.is_set() and ticket.invited
     assert decoder.stats.invited == 1
+
+
+async def test_a_padded_call_is_rounded_up_to_a_fast_length(
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """Where the codec has fast lengths (CUDA graphs captured), windows that can take more
+    left context share a call of the next fast length, not of an odd one run eagerly; a
+    window without the history for it keeps its own length."""
+    codec = FakeCodec(device="cuda")
+    codec.fast_lengths = (4, 10)  # type: ignore[attr-defined]
+    decoder = make_decoder(codec)
+    a, b, c = stream_codes(43, 12), stream_codes(44, 12), stream_codes(45, 12)
+    queued = [
+        asyncio.create_task(decoder.decode(a, first=0, need=3, emit_start=9, emit_end=11,
+                                           max_wait_s=LONG_WAIT)),
+        asyncio.create_task(decoder.decode(b, first=0, need=5, emit_start=8, emit_end=11,
+                                           max_wait_s=LONG_WAIT)),
+    ]
+    await eventually(lambda: decoder.queued == 2, what="two windows queued")
+    due = await decoder.decode(c, first=0, need=3, emit_start=10, emit_end=11)
+    got_a, got_b = await asyncio.gather(*queued)
+    np.testing.assert_array_equal(got_a, fake_pcm(a[0][9:11]))
+    np.testing.assert_array_equal(got_b, fake_pcm(b[0][8:11]))
+    np.testing.assert_array_equal(due, fake_pcm(c[0][10:11]))
+    assert [call.shape for call in codec.calls] == [(3, 10)]  # 5 rounded up; all three fit
+
+    short = window(c, 4, 9)  # frames 4..8 only: no history to pad with
+    pcm = await decoder.decode(short, first=4, need=5, emit_start=5, emit_end=8)
+    np.testing.assert_array_equal(pcm, fake_pcm(c[0][5:8]))
+    assert codec.calls[-1].shape == (1, 5)
