@@ -11,6 +11,7 @@ import pytest
 
 from orpheus_ws.bench.load import ContextResult, percentile, summarize
 from orpheus_ws.bench.player import simulate_player
+from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 
 from .utils import scaled
 
@@ -62,6 +63,37 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
     ticks = 0.02 * (1 + run["server_threads"]) / run["audio_s"]
     assert loop + decoder <= run["server_cpu_s_per_audio_s"] + ticks
     assert "== overhead ==" in done.stdout
+
+
+def test_bench_runs_on_a_real_llama_server(tmp_path: Path, snac_dir: Path,
+                                          llama_server: LlamaServerProcess) -> None:
+    """``--llm-url``: the scenario's server generates with a running llama-server (the tiny
+    GGUF, which speaks until max_tokens) instead of a stand-in; each generation is capped at
+    ``--frames`` frames, and real SNAC decodes it."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "orpheus_ws.cli", "bench", "realtime", "--streams", "1",
+         "--frames", "10", "--llm-url", llama_server.url, "--snac-model", str(snac_dir),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=scaled(240))
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    run = json.loads(out.read_text())["realtime"]["run"]
+    assert run["contexts"] == 2 and run["exact"] == 2
+    # max_tokens 70 also bounds a segment's text (about 6 characters a token): the reply is
+    # spoken in short segments, each of exactly 10 frames
+    frames = [r["frames"] for r in run["results"]]
+    assert all(n > 10 and n % 10 == 0 for n in frames), frames
+    assert run["decode_calls"] > 0
+
+
+def test_bench_refuses_an_llm_url_that_does_not_answer(tmp_path: Path, snac_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "orpheus_ws.cli", "bench", "overhead", "--llm-url",
+         f"http://127.0.0.1:{free_port()}", "--snac-model", str(snac_dir),
+         "--out", str(tmp_path / "bench.json")],
+        capture_output=True, text=True, timeout=scaled(60))
+    assert done.returncode not in (0, 1)
+    assert "not reachable" in done.stderr
 
 
 def test_snac_cost_compares_published_and_prepared_modules(snac_dir: Path) -> None:

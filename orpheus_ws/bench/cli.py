@@ -2,9 +2,10 @@
 
 Scenarios: ``overhead`` (1), ``efficiency`` (2), ``batching`` (3 and 4), ``realtime`` (5),
 ``snac`` (decode cost per window length), ``all`` (every one), ``load`` (a custom load against
-a running server: --url). Each prints a table and writes JSON (--out). Without --snac-model,
-SNAC with random weights (same network, same cost) is written to a temporary folder, so no
-weights are downloaded.
+a running server: --url). The scenarios start a stand-in LLM server, or use a running one
+(e.g. a real llama-server) with --llm-url. Each prints a table and writes JSON (--out).
+Without --snac-model, SNAC with random weights (same network, same cost) is written to a
+temporary folder, so no weights are downloaded.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from . import scenarios
+from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "all", "load")
@@ -34,6 +37,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench-results/bench.json", help="JSON output")
     parser.add_argument("--url", default="http://127.0.0.1:9100",
                         help="load: a running orpheus_ws server")
+    parser.add_argument("--llm-url", default=None,
+                        help="a running LLM server (e.g. a real llama-server) instead of the "
+                        "stand-in; --tokens-per-second then doesn't apply, and each "
+                        "generation is capped at --frames frames")
     parser.add_argument("--contexts", type=int, default=2, help="load: utterances per session")
     parser.add_argument("--paced", action="store_true",
                         help="load: send text word by word at an LLM's pace")
@@ -53,10 +60,20 @@ def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
     out["tps"] = args.tokens_per_second
     out["server"] = dict(item.split("=", 1) for item in args.set)
     out["jitter_s"] = args.jitter_ms / 1000
+    out["llm_url"] = args.llm_url
     return out
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """0: every target met, 1: some missed, 2: the benchmark could not run."""
+    try:
+        return _run_bench(args)
+    except BenchSetupError as exc:
+        print(f"orpheus-ws bench: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_bench(args: argparse.Namespace) -> int:
     if args.snac_model is not None or args.scenario == "load":
         return _run(args, args.snac_model)
     from ..codec import save_random_snac
@@ -77,7 +94,7 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             results = asyncio.run(run_load(
                 args.url.replace("http://", "ws://") + "/api/tts/ws",
                 streams=args.streams or 4, contexts=args.contexts, text=args.text,
-                paced=args.paced))
+                paced=args.paced, jitter_s=args.jitter_ms / 1000))
             report["load"] = summarize(results)
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
             continue

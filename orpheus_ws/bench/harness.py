@@ -1,5 +1,6 @@
-"""Processes a benchmark runs: the stand-in LLM server and the orpheus_ws server, each a
-subprocess on 127.0.0.1 stopped by its own handle; the server's CPU time read with psutil."""
+"""Processes a benchmark runs: the stand-in LLM server (or a running llama-server) and the
+orpheus_ws server, each a subprocess on 127.0.0.1 stopped by its own handle; the server's CPU
+time read with psutil."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,30 @@ def standin(tokens_per_second: float, slots: int, frames: int | None) -> Iterato
     url = f"http://127.0.0.1:{port}"
     with process(args, url + "/health"):
         yield url
+
+
+class BenchSetupError(RuntimeError):
+    """The benchmark can't run as asked (e.g. the LLM server given does not answer)."""
+
+
+@contextlib.contextmanager
+def llm_backend(llm_url: str | None, tokens_per_second: float, slots: int,
+                frames: int | None) -> Iterator[str]:
+    """The LLM server of a scenario: ``llm_url`` if given (a running llama-server, checked
+    healthy), else a stand-in process started for the scenario; yields its URL."""
+    if llm_url is None:
+        with standin(tokens_per_second, slots, frames) as url:
+            yield url
+        return
+    url = llm_url.rstrip("/")
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=10) as response:
+            healthy = response.status == 200
+    except (OSError, ValueError) as exc:
+        raise BenchSetupError(f"the LLM server at {url} is not reachable: {exc}") from None
+    if not healthy:
+        raise BenchSetupError(f"the LLM server at {url} is not healthy")
+    yield url
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Any
 
-from .harness import cpu_snapshot, orpheus_server, server_stats, standin
+from .harness import BenchSetupError, cpu_snapshot, llm_backend, orpheus_server, server_stats
 from .load import percentile, run_load, summarize
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
@@ -25,15 +25,16 @@ def _ws(url: str) -> str:
 
 
 def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, paced: bool,
-             server: dict[str, Any], jitter_s: float = 0.2, text: str = REPLY
-             ) -> dict[str, Any]:
+             server: dict[str, Any], jitter_s: float = 0.2, text: str = REPLY,
+             options: dict[str, Any] | None = None) -> dict[str, Any]:
     """One server process under load: CPU, decoder calls and latencies over the run."""
     with orpheus_server(llm_url, snac_model, **server) as (url, proc):
         before = server_stats(url)
         cpu0 = cpu_snapshot(proc)  # inside the stats requests: their CPU is not the run's
         wall0 = time.monotonic()
         results = asyncio.run(run_load(_ws(url), streams=streams, contexts=contexts,
-                                       text=text, paced=paced, jitter_s=jitter_s))
+                                       text=text, paced=paced, jitter_s=jitter_s,
+                                       options=options))
         wall = time.monotonic() - wall0
         cpu1, threads = cpu_snapshot(proc), proc.num_threads()
         after = server_stats(url)
@@ -63,11 +64,12 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
 
 
 def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int = 32,
-             server: dict[str, Any] | None = None, jitter_s: float = 0.2) -> dict[str, Any]:
+             server: dict[str, Any] | None = None, jitter_s: float = 0.2,
+             llm_url: str | None = None) -> dict[str, Any]:
     """1: server CPU per second of audio, pass-through codec, stand-in at ``tps``."""
-    with standin(tps, 2 * streams, frames) as llm:  # lookahead: two generations a context
+    with llm_backend(llm_url, tps, 2 * streams, frames) as llm:  # 2 slots a session: lookahead
         run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, jitter_s=jitter_s,
+                       paced=False, jitter_s=jitter_s, options=_length(llm_url, frames),
                        server={"codec": "passthrough", **(server or {})})
     value = run["server_cpu_s_per_audio_s"]
     return {"name": "overhead", "target": "<= 0.01 CPU-s per audio-s (1 % of a core per "
@@ -76,15 +78,16 @@ def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int
 
 
 def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int = 32,
-             server: dict[str, Any] | None = None, jitter_s: float = 0.2) -> dict[str, Any]:
+             server: dict[str, Any] | None = None, jitter_s: float = 0.2,
+             llm_url: str | None = None) -> dict[str, Any]:
     """3 and 4: decode calls per audio second with batching on vs off, and the latency the
     server adds to first audio (batching on), pass-through codec."""
-    with standin(tps, 2 * streams, frames) as llm:  # lookahead: two generations a context
+    with llm_backend(llm_url, tps, 2 * streams, frames) as llm:  # 2 slots a session: lookahead
         settings = {"codec": "passthrough", **(server or {})}
-        on = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                      paced=False, jitter_s=jitter_s, server={**settings, "batching": True})
-        off = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, jitter_s=jitter_s, server={**settings, "batching": False})
+        on, off = (load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
+                            paced=False, jitter_s=jitter_s, options=_length(llm_url, frames),
+                            server={**settings, "batching": batching})
+                   for batching in (True, False))
     ratio = on["calls_per_audio_s"] / off["calls_per_audio_s"] if off["calls_per_audio_s"] \
         else None
     p50, p99 = on["added_latency_ms_p50"], on["added_latency_ms_p99"]
@@ -99,11 +102,12 @@ def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int
 
 
 def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int = 32,
-             server: dict[str, Any] | None = None, jitter_s: float = 0.2) -> dict[str, Any]:
+             server: dict[str, Any] | None = None, jitter_s: float = 0.2,
+             llm_url: str | None = None) -> dict[str, Any]:
     """5: real SNAC on this CPU, stand-in at ``tps``: underruns after the first second."""
-    with standin(tps, 2 * streams, frames) as llm:  # lookahead: two generations a context
+    with llm_backend(llm_url, tps, 2 * streams, frames) as llm:  # 2 slots a session: lookahead
         run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, jitter_s=jitter_s,
+                       paced=False, jitter_s=jitter_s, options=_length(llm_url, frames),
                        server={"codec": "snac", "device": "cpu", **(server or {})})
     return {"name": "realtime", "target": f"{streams} streams, no underrun after 1 s",
             "underruns_after_1s": run["underruns_after_1s"],
@@ -113,12 +117,14 @@ def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int 
 
 
 def efficiency(snac_model: str, tps: float = 100.0, frames: int = 96, repeats: int = 2,
-               server: dict[str, Any] | None = None) -> dict[str, Any]:
+               server: dict[str, Any] | None = None, llm_url: str | None = None
+               ) -> dict[str, Any]:
     """2: CPU of streamed decoding of an utterance against one decode of the same frames."""
     from .efficiency import measure_efficiency
 
-    with standin(tps, 2, frames) as llm:
-        result = asyncio.run(measure_efficiency(llm, snac_model, repeats=repeats))
+    with llm_backend(llm_url, tps, 2, frames) as llm:
+        result = asyncio.run(measure_efficiency(llm, snac_model, repeats=repeats,
+                                                max_tokens=7 * frames))
     ratio = result["ratio"]
     return {"name": "efficiency", "target": "streamed / one-shot decode CPU <= 1.3",
             "value": ratio, "met": ratio <= 1.3, **result}
@@ -129,6 +135,16 @@ def snac(snac_model: str, **_: Any) -> dict[str, Any]:
     from .snac_cost import measure_snac_cost
 
     return measure_snac_cost(snac_model)
+
+
+def _length(llm_url: str | None, frames: int) -> dict[str, Any] | None:
+    """A running LLM server speaks until its model stops: cap each generation at ``frames``
+    frames (7 tokens each), as the stand-in does by itself."""
+    if not llm_url:
+        return None
+    if not 64 <= 7 * frames <= 2048:  # the server's max_tokens range
+        raise BenchSetupError("with --llm-url, --frames must be 10-292 (max_tokens 64-2048)")
+    return {"max_tokens": 7 * frames}
 
 
 def _strip(run: dict[str, Any]) -> dict[str, Any]:
