@@ -41,18 +41,22 @@ def test_summary_counts_exactness_and_percentiles() -> None:
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
 
 
-def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("paced", [False, True])
+def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path, paced: bool) -> None:
     """``orpheus-ws bench overhead`` with a small load: stand-in and server processes, the
-    load through the client, and a JSON report whose numbers add up."""
+    load through the client (the text whole, or word by word), and a JSON report whose
+    numbers add up."""
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "orpheus_ws.cli", "bench", "overhead", "--streams", "2",
-         "--frames", "4", "--tokens-per-second", "400", "--out", str(out)],
+         "--frames", "4", "--tokens-per-second", "400", "--out", str(out),
+         *(["--paced"] if paced else [])],
         capture_output=True, text=True, timeout=scaled(180))
     assert done.returncode in (0, 1), done.stderr[-2000:]
     report = json.loads(out.read_text())["overhead"]
     run = report["run"]
     assert run["contexts"] == 4 and run["exact"] == 4  # 2 sessions x 2 replies, sample-exact
+    assert (run["paced"], run["jitter_ms"]) == (paced, 200)
     assert run["audio_s"] == round(4 * 3 * 4 * 2048 / 24000, 2)  # 3 sentences of 4 frames
     assert run["server_cpu_s"] > 0 and run["decode_calls"] > 0
     loop, decoder = run["loop_cpu_s_per_audio_s"], run["decoder_threads_cpu_s_per_audio_s"]

@@ -43,7 +43,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         "generation is capped at --frames frames")
     parser.add_argument("--contexts", type=int, default=2, help="load: utterances per session")
     parser.add_argument("--paced", action="store_true",
-                        help="load: send text word by word at an LLM's pace")
+                        help="send the text word by word at an LLM's pace (default: whole)")
     parser.add_argument("--text", default=scenarios.SENTENCE, help="load: the text to speak")
     parser.add_argument("--jitter-ms", type=float, default=200.0,
                         help="the simulated player's jitter buffer (declared to the server)")
@@ -61,6 +61,7 @@ def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
     out["server"] = dict(item.split("=", 1) for item in args.set)
     out["jitter_s"] = args.jitter_ms / 1000
     out["llm_url"] = args.llm_url
+    out["paced"] = args.paced
     return out
 
 
@@ -102,6 +103,7 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
         if name == "efficiency":
             kwargs.pop("streams", None)
             kwargs.pop("jitter_s", None)
+            kwargs.pop("paced", None)
         result = getattr(scenarios, name)(snac_model, **kwargs)
         report[name] = result
         _print_table(name, result)

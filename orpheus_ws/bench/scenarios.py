@@ -46,7 +46,8 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
     latencies = after["first_audio_added_ms"][len(before["first_audio_added_ms"]):]
     audio = summary["audio_s"]
     summary.update({
-        "streams": streams, "wall_s": round(wall, 2),
+        "streams": streams, "paced": paced, "jitter_ms": round(jitter_s * 1000),
+        "wall_s": round(wall, 2),
         "server_cpu_s": round(cpu, 3), "server_threads": threads,
         "server_cpu_s_per_audio_s": round(cpu / audio, 5) if audio else None,
         # split by thread: the event loop (everything but decoding) and the others (decoding)
@@ -65,11 +66,11 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
 
 def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int = 32,
              server: dict[str, Any] | None = None, jitter_s: float = 0.2,
-             llm_url: str | None = None) -> dict[str, Any]:
+             llm_url: str | None = None, paced: bool = False) -> dict[str, Any]:
     """1: server CPU per second of audio, pass-through codec, stand-in at ``tps``."""
     with llm_backend(llm_url, tps, 2 * streams, frames) as llm:  # 2 slots a session: lookahead
         run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, jitter_s=jitter_s, options=_length(llm_url, frames),
+                       paced=paced, jitter_s=jitter_s, options=_length(llm_url, frames),
                        server={"codec": "passthrough", **(server or {})})
     value = run["server_cpu_s_per_audio_s"]
     return {"name": "overhead", "target": "<= 0.01 CPU-s per audio-s (1 % of a core per "
@@ -79,13 +80,13 @@ def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int
 
 def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int = 32,
              server: dict[str, Any] | None = None, jitter_s: float = 0.2,
-             llm_url: str | None = None) -> dict[str, Any]:
+             llm_url: str | None = None, paced: bool = False) -> dict[str, Any]:
     """3 and 4: decode calls per audio second with batching on vs off, and the latency the
     server adds to first audio (batching on), pass-through codec."""
     with llm_backend(llm_url, tps, 2 * streams, frames) as llm:  # 2 slots a session: lookahead
         settings = {"codec": "passthrough", **(server or {})}
         on, off = (load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                            paced=False, jitter_s=jitter_s, options=_length(llm_url, frames),
+                            paced=paced, jitter_s=jitter_s, options=_length(llm_url, frames),
                             server={**settings, "batching": batching})
                    for batching in (True, False))
     ratio = on["calls_per_audio_s"] / off["calls_per_audio_s"] if off["calls_per_audio_s"] \
@@ -103,11 +104,11 @@ def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int
 
 def realtime(snac_model: str, streams: int = 3, tps: float = 100.0, frames: int = 32,
              server: dict[str, Any] | None = None, jitter_s: float = 0.2,
-             llm_url: str | None = None) -> dict[str, Any]:
+             llm_url: str | None = None, paced: bool = False) -> dict[str, Any]:
     """5: real SNAC on this CPU, stand-in at ``tps``: underruns after the first second."""
     with llm_backend(llm_url, tps, 2 * streams, frames) as llm:  # 2 slots a session: lookahead
         run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
-                       paced=False, jitter_s=jitter_s, options=_length(llm_url, frames),
+                       paced=paced, jitter_s=jitter_s, options=_length(llm_url, frames),
                        server={"codec": "snac", "device": "cpu", **(server or {})})
     return {"name": "realtime", "target": f"{streams} streams, no underrun after 1 s",
             "underruns_after_1s": run["underruns_after_1s"],
