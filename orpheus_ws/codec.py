@@ -113,6 +113,8 @@ class SnacCodec:
         self._torch = torch
         self.graphs = (self.device == "cuda") if graphs is None else graphs
         self._captured: set[tuple[int, int]] = set()
+        # Window lengths with a captured graph: the decoder rounds a padded call up to one.
+        self.fast_lengths: tuple[int, ...] = ()
         self._compiled = None
         # The first calls of a fresh process are slow (lazy initialisation): pay it now.
         for length in (2, 3):
@@ -123,11 +125,6 @@ class SnacCodec:
                                            dynamic=False)
             self.warm_up()
 
-    @property
-    def fast_lengths(self) -> tuple[int, ...]:
-        """Window lengths with a captured graph: the decoder rounds a padded call up to one."""
-        return tuple(sorted({length for _, length in self._captured}))
-
     def warm_up(self) -> None:
         """Captures every (batch bucket, window length) once, before serving."""
         for batch in GRAPH_BATCHES:
@@ -135,6 +132,7 @@ class SnacCodec:
                 zeros = [np.zeros((batch, length * m), dtype=np.int64) for m in (1, 2, 4)]
                 self._run(self._compiled, *zeros)
                 self._captured.add((batch, length))
+        self.fast_lengths = tuple(sorted({length for _, length in self._captured}))
         log.info("SNAC: %d shapes captured as CUDA graphs", len(self._captured))
 
     def _run(self, fn: object, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:

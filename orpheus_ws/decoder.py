@@ -127,6 +127,12 @@ class DecoderStats:
         }
 
 
+def _rounded_up(need: int, fast: tuple[int, ...], longest: int) -> int:
+    """``need`` rounded up to the codec's fast lengths (CUDA graphs captured) where the call's
+    head can be padded that far (a window only gains left context), else ``need`` itself."""
+    return next((n for n in fast if need <= n <= longest), need)
+
+
 def to_int16(audio: np.ndarray) -> np.ndarray:
     pcm: np.ndarray = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
     return pcm
@@ -264,7 +270,8 @@ class DecoderService:
         pending = [head, *(r for r in pending if r is not head)]
         lengths = [head.need]
         if self.pad_windows:
-            lengths = sorted({self._call_length(r.need, head) for r in pending
+            fast = getattr(self.codec, "fast_lengths", ())
+            lengths = sorted({_rounded_up(r.need, fast, head.longest) for r in pending
                               if head.need <= r.need <= head.longest})
         best: list[DecodeRequest] = []
         best_length = head.need
@@ -278,12 +285,6 @@ class DecoderService:
         taken = {id(r) for r in best}
         self._pending = [r for r in self._pending if id(r) not in taken]
         return best_length, best
-
-    def _call_length(self, need: int, head: DecodeRequest) -> int:
-        """``need`` rounded up to the codec's fast lengths (CUDA graphs captured), where the
-        head window can be padded that far: a window only gains left context."""
-        fast = getattr(self.codec, "fast_lengths", ())
-        return next((n for n in fast if need <= n <= head.longest), need)
 
     async def _decode_batch(self, length: int, batch: list[DecodeRequest]) -> None:
         loop = asyncio.get_running_loop()

@@ -87,8 +87,8 @@ def batching(snac_model: str, streams: int = 32, tps: float = 100.0, frames: int
         settings = {"codec": "passthrough", **(server or {})}
         on, off = (load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=2,
                             paced=paced, jitter_s=jitter_s, options=_length(llm_url, frames),
-                            server={**settings, "batching": batching})
-                   for batching in (True, False))
+                            server={**settings, "batching": enabled})
+                   for enabled in (True, False))
     ratio = on["calls_per_audio_s"] / off["calls_per_audio_s"] if off["calls_per_audio_s"] \
         else None
     p50, p99 = on["added_latency_ms_p50"], on["added_latency_ms_p99"]
