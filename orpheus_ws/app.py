@@ -1,15 +1,18 @@
 """The ASGI application: ``uvicorn orpheus_ws.app:app`` (settings from ORPHEUS_WS_* variables).
 
-``create_app(settings)`` wires the engine (LLM client, decoder service) to the HTTP routes, the
-WebSocket endpoint and the bundled web player. The decoder's weights load at start-up.
+``create_app(settings)`` mounts the transports (the seed HTTP API, the WebSocket endpoint) and
+the bundled web player; its lifespan builds the engine (loading the decoder's weights) and
+hands it to every request through Starlette's lifespan state (``request.state.engine``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypedDict
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,71 +21,49 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from .codec import load_codec
 from .config import Settings
-from .decoder import DecoderService
-from .engine import Engine
-from .http_api import HttpApi
-from .llm import LLMClient
-from .ws_endpoint import WebSocketEndpoint
+from .engine import Engine, build_engine
+from .http.seed_api import HttpApi
+from .ws.endpoint import WebSocketEndpoint
 
 log = logging.getLogger("orpheus_ws")
-WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+
+
+class State(TypedDict):
+    """What the lifespan hands to every request and socket."""
+
+    engine: Engine
+
+
+def web_client_dir() -> Path:
+    """The bundled player, shipped inside the package (``orpheus_ws/web_client``)."""
+    return Path(str(importlib.resources.files("orpheus_ws") / "web_client"))
 
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s:%(name)s:%(message)s")
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The engine for these settings (loads the decoder's weights)."""
-    if settings.torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
-    codec = load_codec(settings.snac_model, settings.device, kind=settings.codec,
-                       noise=settings.decoder_noise, graphs=settings.snac_graphs)
-    decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
-    llm = LLMClient(settings.llm_url, settings.llm_api,  # type: ignore[arg-type]
-                    model=settings.llm_model, read_timeout_s=settings.llm_timeout)
-    tuning = settings.stream_tuning(codec.device)
-    return Engine(llm, decoder, voices=settings.voice_list, tuning=tuning,
-                  lookahead=settings.lookahead)
-
-
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+    """The application; ``engine`` replaces the one the settings would build (tests)."""
     settings = settings or Settings.from_env()
-    holder: dict[str, Engine] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
         active = engine or build_engine(settings)
-        holder["engine"] = active
-        await active.decoder.start()
-        log.info("orpheus_ws ready: LLM %s (%s), decoder %s on %s", settings.llm_url,
-                 settings.llm_api, active.decoder.codec.name, active.decoder.codec.device)
+        await active.start()
         try:
-            yield
+            yield {"engine": active}
         finally:
             await active.close()
 
-    class LazyEngine:
-        """Routes are built before the lifespan loads the engine."""
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(holder["engine"], name)
-
-    lazy: Engine = LazyEngine()  # type: ignore[assignment]
-    api = HttpApi(lazy, settings.default_voice)
-    ws = WebSocketEndpoint(lazy, settings)
+    ws = WebSocketEndpoint(settings)
     routes: list[Route | Mount | WebSocketRoute] = [
-        *api.routes(),
+        *HttpApi(settings.default_voice).routes(),
         WebSocketRoute("/api/tts/ws", ws),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
+        Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]
-    if WEB_CLIENT_DIR.is_dir():
-        routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR, html=True),
-                            name="client"))
     middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
                              allow_headers=["*"],
                              expose_headers=["X-Processing-Time-Ms", "X-TTFA-Ms",

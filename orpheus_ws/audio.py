@@ -1,4 +1,4 @@
-"""Output audio: WAV files, and the formats of protocol.md (encodings and sample rates).
+"""Output audio: WAV files, and conversion into the formats of protocol.md (``formats``).
 
 Resampling uses python-soxr's streaming resampler, so chunk joins are seamless and the whole
 stream equals a one-shot resample. G.711 mu-law and A-law follow ITU-T G.711 (the segment
@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import io
 import wave
-from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
-from .tokens import SAMPLE_RATE
-
-ENCODINGS = ("pcm_s16le", "pcm_f32le", "mulaw", "alaw")
-SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
-BYTES_PER_SAMPLE = {"pcm_s16le": 2, "pcm_f32le": 4, "mulaw": 1, "alaw": 1}
+from .formats import SAMPLE_RATE, AudioFormat
 
 
 def wav_bytes(pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
@@ -53,24 +48,6 @@ def alaw_encode(pcm: np.ndarray) -> np.ndarray:
     mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
     encoded: np.ndarray = ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)
     return encoded
-
-
-@dataclass(frozen=True, slots=True)
-class AudioFormat:
-    encoding: str = "pcm_s16le"
-    sample_rate: int = SAMPLE_RATE
-
-    def __post_init__(self) -> None:
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
-        if self.sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}")
-        if self.encoding in ("mulaw", "alaw") and self.sample_rate != 8000:
-            raise ValueError(f"{self.encoding} is sent at 8000 Hz only")
-
-    @property
-    def bytes_per_sample(self) -> int:
-        return BYTES_PER_SAMPLE[self.encoding]
 
 
 class FormatConverter:

@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 import websockets
 
-from .ws_protocol import FrameHeader, decode_audio_frame
+from .ws.protocol import FrameHeader, decode_audio_frame
 
 _END = object()
 

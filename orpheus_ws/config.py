@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .segment_stream import StreamTuning
+from typing import Any
 
 DEFAULT_VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
 
@@ -58,14 +55,6 @@ class Settings:
         if self.max_batch_wait_ms == "auto":
             return 0.0 if device == "cpu" else 0.5
         return float(self.max_batch_wait_ms) / 1000
-
-    def stream_tuning(self, device: str) -> StreamTuning:
-        """The chunk schedule's knobs for a codec on ``device``."""
-        from .segment_stream import StreamTuning  # the engine: not needed to read settings
-
-        return StreamTuning(max_new_frames=self.new_frames_cap(device),
-                            margin_s=self.margin_s(device),
-                            max_batch_wait_s=self.batch_wait_s(device))
 
     def new_frames_cap(self, device: str) -> int:
         """The most new frames per window. ``auto``: 8 on the CPU, where a 10-frame window is

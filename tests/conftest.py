@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from orpheus_ws.codec import SnacCodec, save_random_snac
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, find_llama_server
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
 from orpheus_ws.devtools.tiny_gguf import write_tiny_orpheus_gguf
+from orpheus_ws.engine.codec import SnacCodec, save_random_snac
 
 from .utils import TIMEOUT_SCALE, scaled
 

@@ -8,14 +8,8 @@ import wave
 import numpy as np
 import pytest
 
-from orpheus_ws.audio import (
-    SAMPLE_RATES,
-    AudioFormat,
-    FormatConverter,
-    alaw_encode,
-    mulaw_encode,
-    wav_bytes,
-)
+from orpheus_ws.audio import FormatConverter, alaw_encode, mulaw_encode, wav_bytes
+from orpheus_ws.formats import SAMPLE_RATES, AudioFormat
 
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from orpheus_ws.codec import (
+from orpheus_ws.engine.codec import (
     SNAC_24KHZ_CONFIG,
     PassThroughCodec,
     SnacCodec,
@@ -158,8 +158,8 @@ def test_graph_path_pads_batches_to_buckets_and_runs_uncaptured_shapes_eagerly(
         return captured
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    monkeypatch.setattr("orpheus_ws.codec.GRAPH_BATCHES", (1, 4))
-    monkeypatch.setattr("orpheus_ws.codec.GRAPH_LENGTHS", (3,))
+    monkeypatch.setattr("orpheus_ws.engine.codec.GRAPH_BATCHES", (1, 4))
+    monkeypatch.setattr("orpheus_ws.engine.codec.GRAPH_LENGTHS", (3,))
     codec = SnacCodec(str(snac_dir), "cpu", noise=False, graphs=True)
     assert codec._captured == {(1, 3), (4, 3)}
     assert codec.fast_lengths == (3,)  # the decoder rounds padded calls up to these
@@ -198,7 +198,7 @@ def test_inference_preparation_keeps_the_output(snac_dir: Path, snac_codec: Snac
 @pytest.mark.parametrize("kernel,stride,padding,bias", [(16, 8, 4, True), (4, 2, 1, False)])
 def test_matmul_upsample_is_the_transposed_convolution(kernel: int, stride: int, padding: int,
                                                        bias: bool) -> None:
-    from orpheus_ws.snac_inference import MatmulUpsample
+    from orpheus_ws.engine.snac_inference import MatmulUpsample
 
     torch.manual_seed(0)
     conv = torch.nn.ConvTranspose1d(12, 6, kernel, stride=stride, padding=padding, bias=bias)
@@ -210,7 +210,7 @@ def test_matmul_upsample_is_the_transposed_convolution(kernel: int, stride: int,
 
 @pytest.mark.parametrize("dilation", [3, 9])
 def test_shifted_depthwise_is_the_depthwise_convolution(dilation: int) -> None:
-    from orpheus_ws.snac_inference import ShiftedDepthwise
+    from orpheus_ws.engine.snac_inference import ShiftedDepthwise
 
     torch.manual_seed(1)
     conv = torch.nn.Conv1d(8, 8, 7, dilation=dilation, padding=3 * dilation, groups=8)

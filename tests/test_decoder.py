@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from orpheus_ws.codec import SnacCodec
-from orpheus_ws.decoder import DecoderService
+from orpheus_ws.engine.codec import SnacCodec
+from orpheus_ws.engine.decoder import Decoded, DecoderService
 from orpheus_ws.exceptions import DecoderError
 
-from .decoder_fakes import (
+from .fakes import (
     LONG_WAIT,
     FakeCodec,
     Recording,
@@ -29,7 +29,7 @@ from .utils import eventually, scaled
 
 @pytest_asyncio.fixture
 async def make_decoder() -> AsyncIterator[Callable[..., DecoderService]]:
-    async with decoders() as make:
+    async with decoders(company=4) as make:
         yield make
 
 
@@ -42,8 +42,9 @@ async def test_results_go_back_to_their_stream(make_decoder: Callable[..., Decod
         decoder.decode(window(codes, 5, 8), first=5, need=3, emit_start=6, emit_end=7,
                        max_wait_s=LONG_WAIT)
         for codes in streams))
+    assert all(r.call_s >= 0 for r in results)  # each result says what its call took
     assert [c.shape for c in codec.calls] == [(4, 3)]  # one call for the four windows
-    for codes, pcm in zip(streams, results, strict=True):
+    for codes, (pcm, _) in zip(streams, results, strict=True):
         assert np.array_equal(pcm, fake_pcm(codes[0][6:7]))
     stats = decoder.stats
     assert (stats.calls, stats.windows, stats.frames_decoded, stats.frames_emitted) == (1, 4, 12, 4)
@@ -57,11 +58,12 @@ async def test_emit_range_is_cut_from_the_window(
     decoder = make_decoder(FakeCodec())
     codes = stream_codes(7, 20)
     # frames 4..20 given, the window is the last 6 (14..20), keep 15..19
-    pcm = await decoder.decode(window(codes, 4, 20), first=4, need=6, emit_start=15,
-                               emit_end=19)
+    pcm, _ = await decoder.decode(window(codes, 4, 20), first=4, need=6, emit_start=15,
+                                  emit_end=19)
     assert np.array_equal(pcm, fake_pcm(codes[0][15:19]))
     # the utterance's start: no left context
-    pcm = await decoder.decode(window(codes, 0, 2), first=0, need=2, emit_start=0, emit_end=1)
+    pcm, _ = await decoder.decode(window(codes, 0, 2), first=0, need=2, emit_start=0,
+                                  emit_end=1)
     assert np.array_equal(pcm, fake_pcm(codes[0][0:1]))
 
 
@@ -71,9 +73,9 @@ async def test_real_snac_batched_windows_match_decoding_each_alone(
     recording = Recording(snac_codec)
     decoder = make_decoder(recording, max_batch=3)
     streams = [stream_codes(10 + seed, 3) for seed in range(3)]
-    results = await asyncio.gather(*(
+    results = [r.pcm for r in await asyncio.gather(*(
         decoder.decode(codes, first=0, need=3, emit_start=1, emit_end=2, max_wait_s=LONG_WAIT)
-        for codes in streams))
+        for codes in streams))]
     assert recording.shapes == [(3, 3)]
     for codes, pcm in zip(streams, results, strict=True):
         assert pcm.dtype == np.int16 and pcm.shape == (2048,)
@@ -98,15 +100,15 @@ async def test_a_failing_window_fails_only_its_caller(
           for codes in (good_a, bad, good_c)),
         return_exceptions=True)
     assert isinstance(results[1], DecoderError)
-    assert isinstance(results[0], np.ndarray) and isinstance(results[2], np.ndarray)
-    assert np.array_equal(results[0], fake_pcm(good_a[0][1:3]))
-    assert np.array_equal(results[2], fake_pcm(good_c[0][1:3]))
+    assert isinstance(results[0], Decoded) and isinstance(results[2], Decoded)
+    assert np.array_equal(results[0].pcm, fake_pcm(good_a[0][1:3]))
+    assert np.array_equal(results[2].pcm, fake_pcm(good_c[0][1:3]))
     assert "secret" not in str(results[1])  # the codec's text doesn't travel
     # the batch failed, then each window was retried alone
     assert [c.shape for c in codec.calls] == [(3, 4), (1, 4), (1, 4), (1, 4)]
     assert (decoder.stats.calls, decoder.stats.windows) == (2, 2)
     # the service carries on
-    pcm = await decoder.decode(good_a, first=0, need=4, emit_start=0, emit_end=1)
+    pcm, _ = await decoder.decode(good_a, first=0, need=4, emit_start=0, emit_end=1)
     assert np.array_equal(pcm, fake_pcm(good_a[0][0:1]))
 
 
@@ -124,7 +126,7 @@ async def test_a_cancelled_callers_window_is_not_decoded(
     await asyncio.sleep(0)
     assert decoder.queued == 2
     leaving.cancel()
-    pcm = await asyncio.wait_for(staying, scaled(5))
+    pcm, _ = await asyncio.wait_for(staying, scaled(5))
     assert np.array_equal(pcm, fake_pcm(stays[0][1:2]))
     assert len(codec.calls) == 1
     assert np.array_equal(codec.calls[0], stays[0][None])  # only the staying window
@@ -140,9 +142,9 @@ async def test_batching_off_decodes_one_window_per_call(
     decoder = make_decoder(codec, batching=False, max_batch=32)
     assert decoder.max_batch == 1
     streams = [stream_codes(seed, 2) for seed in range(3)]
-    results = await asyncio.gather(*(
+    results = [r.pcm for r in await asyncio.gather(*(
         decoder.decode(codes, first=0, need=2, emit_start=0, emit_end=1, max_wait_s=LONG_WAIT)
-        for codes in streams))
+        for codes in streams))]
     assert [c.shape for c in codec.calls] == [(1, 2)] * 3
     for codes, pcm in zip(streams, results, strict=True):
         assert np.array_equal(pcm, fake_pcm(codes[0][0:1]))
@@ -162,10 +164,11 @@ async def test_stats_report_each_call(make_decoder: Callable[..., DecoderService
 
 async def test_close_cancels_waiting_windows() -> None:
     decoder = DecoderService(FakeCodec(), max_batch=8)
-    decoder.streams = 2
-    waiting = asyncio.create_task(decoder.decode(stream_codes(0, 2), first=0, need=2,
-                                                 emit_start=0, emit_end=1, max_wait_s=LONG_WAIT))
-    await asyncio.sleep(0.01)
+    with decoder.stream(), decoder.stream():  # two streams decoding: windows wait for company
+        waiting = asyncio.create_task(decoder.decode(stream_codes(0, 2), first=0, need=2,
+                                                     emit_start=0, emit_end=1,
+                                                     max_wait_s=LONG_WAIT))
+        await asyncio.sleep(0.01)
     assert decoder.queued == 1
     await decoder.close()
     with pytest.raises(asyncio.CancelledError):
@@ -176,11 +179,14 @@ async def test_close_cancels_waiting_windows() -> None:
 async def test_a_stream_decoding_alone_does_not_wait_for_company(
         make_decoder: Callable[..., DecoderService]) -> None:
     """Waiting for batch company is moot with one stream decoding: its window goes at once."""
-    decoder = make_decoder(FakeCodec())
-    decoder.streams = 1
-    pcm = await asyncio.wait_for(decoder.decode(
-        stream_codes(0, 3), first=0, need=3, emit_start=1, emit_end=2, max_wait_s=LONG_WAIT),
-        scaled(5))
+    async with decoders() as make:  # no other stream registered
+        decoder = make(FakeCodec())
+        with decoder.stream():
+            assert decoder.streams == 1
+            pcm, _ = await asyncio.wait_for(decoder.decode(
+                stream_codes(0, 3), first=0, need=3, emit_start=1, emit_end=2,
+                max_wait_s=LONG_WAIT), scaled(5))
+        assert decoder.streams == 0
     assert pcm.shape == (2048,)
 
 
@@ -218,7 +224,7 @@ async def test_the_listener_closest_to_running_dry_goes_first(
     codec.gate.set()
     results = await asyncio.gather(busy, *queued)
     assert codec.lengths == [2, 4, 3, 5]
-    for (n, _), pcm in zip(((5, 0), (4, 0), (3, 0)), results[1:], strict=True):
+    for (n, _), (pcm, _) in zip(((5, 0), (4, 0), (3, 0)), results[1:], strict=True):
         np.testing.assert_array_equal(pcm, fake_pcm(codes[0][1 : n - 1]))
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from orpheus_ws.codec import SnacCodec
-from orpheus_ws.decoder import DecodeRequest, DecoderService
+from orpheus_ws.engine.codec import SnacCodec
+from orpheus_ws.engine.decoder import Decoded, DecodeRequest, DecoderService
 
-from .decoder_fakes import (
+from .fakes import (
     LONG_WAIT,
     FakeCodec,
     Recording,
@@ -30,7 +30,7 @@ from .utils import eventually, scaled
 
 @pytest_asyncio.fixture
 async def make_decoder() -> AsyncIterator[Callable[..., DecoderService]]:
-    async with decoders() as make:
+    async with decoders(company=4) as make:
         yield make
 
 
@@ -41,7 +41,7 @@ async def test_windows_of_different_lengths_share_a_call_only_when_padding(
     for pad, shapes in ((True, [(2, 6)]), (False, [(1, 3), (1, 6)])):
         codec = FakeCodec()
         decoder = make_decoder(codec, max_batch=2, pad_windows=pad)
-        a, b = await asyncio.gather(
+        (a, _), (b, _) = await asyncio.gather(
             decoder.decode(long_history, first=0, need=3, emit_start=10, emit_end=11,
                            max_wait_s=scaled(0.05)),
             decoder.decode(short, first=0, need=6, emit_start=1, emit_end=5,
@@ -57,7 +57,7 @@ async def test_padded_windows_sound_like_unpadded_ones(
     recording = Recording(snac_codec)
     decoder = make_decoder(recording, max_batch=2, pad_windows=True)
     long_history, short = stream_codes(20, 12), stream_codes(21, 6)
-    padded, other = await asyncio.gather(
+    (padded, _), (other, _) = await asyncio.gather(
         decoder.decode(long_history, first=0, need=3, emit_start=10, emit_end=11,
                        max_wait_s=LONG_WAIT),
         decoder.decode(short, first=0, need=6, emit_start=1, emit_end=5, max_wait_s=LONG_WAIT))
@@ -91,14 +91,14 @@ async def test_a_first_window_stretches_to_share_a_call_already_due(
             return d.queued == 1
 
         await eventually(one_queued, what="a window waiting for company")
-        first = await decoder.decode(starting, first=0, need=2, emit_start=0, emit_end=1)
+        first, _ = await decoder.decode(starting, first=0, need=2, emit_start=0, emit_end=1)
         if not pad:
             assert recording.shapes == shapes[:1] and not later.done()
             await decoder.close()  # the other window waits for its (never) deadline
             with pytest.raises(asyncio.CancelledError):
                 await later
             continue
-        other = await later
+        other, _ = await later
         assert recording.shapes == shapes
         want = alone(snac_codec, waiting, 6, 12)[2048 : 5 * 2048]
         assert np.abs(other.astype(np.int32) - want).max() <= 4  # batched as decoded alone
@@ -113,14 +113,14 @@ def test_only_a_first_window_with_right_context_stretches() -> None:
     loop = asyncio.new_event_loop()
     try:
         def request(first: int, frames: int, emit_end: int) -> DecodeRequest:
-            c0, c1, c2 = stream_codes(1, frames)
-            return DecodeRequest(c0, c1, c2, first=first, need=frames, emit_start=first,
-                                 emit_end=emit_end, deadline=0.0, future=loop.create_future())
+            return DecodeRequest(stream_codes(1, frames), first=first, need=frames,
+                                 emit_start=first, emit_end=emit_end, deadline=0.0,
+                                 future=loop.create_future())
 
         assert request(0, 2, 1).longest > 32  # frame 0 with frame 1 as context
         assert request(0, 3, 3).longest == 3  # the stream's end: no right context to repeat
         assert request(4, 3, 6).longest == 3  # a later window: its history pads it instead
-        c0, c1, c2 = request(0, 2, 1).row(4)
+        c0, c1, c2 = request(0, 2, 1).codes.fitted(4)
         assert c0.tolist() == [*stream_codes(1, 2)[0], *[stream_codes(1, 2)[0][-1]] * 2]
         assert c1.shape == (8,) and c2.shape == (16,)
     finally:
@@ -141,7 +141,7 @@ async def test_a_stream_standing_by_joins_a_call_being_made(
     wake = asyncio.Event()
     ticket = decoder.stand_by(wake)
 
-    async def rider() -> np.ndarray:
+    async def rider() -> Decoded:
         await wake.wait()
         decoder.withdraw(ticket)
         assert ticket.invited
@@ -149,7 +149,7 @@ async def test_a_stream_standing_by_joins_a_call_being_made(
                                     emit_end=5, max_wait_s=LONG_WAIT)
 
     waiting = asyncio.create_task(rider())
-    pcm = await decoder.decode(due, first=0, need=4, emit_start=1, emit_end=3)
+    pcm, _ = await decoder.decode(due, first=0, need=4, emit_start=1, emit_end=3)
     np.testing.assert_array_equal(pcm, fake_pcm(due[0][1:3]))
     assert wake.is_set() is joins and ticket.invited is joins
     assert decoder.stats.invited == int(joins)
@@ -157,7 +157,7 @@ async def test_a_stream_standing_by_joins_a_call_being_made(
         assert len(codec.calls) == 1 and not waiting.done()
         waiting.cancel()
         return
-    np.testing.assert_array_equal(await waiting, fake_pcm(riding[0][3:5]))
+    np.testing.assert_array_equal((await waiting).pcm, fake_pcm(riding[0][3:5]))
     assert len(codec.calls) == 1 and codec.calls[0].shape == (2, 4)  # one call, both rows
 
 
@@ -179,7 +179,7 @@ async def test_a_padded_call_is_rounded_up_to_a_fast_length(
     left context share a call of the next fast length, not of an odd one run eagerly; a
     window without the history for it keeps its own length."""
     codec = FakeCodec(device="cuda")
-    codec.fast_lengths = (4, 10)  # type: ignore[attr-defined]
+    codec.fast_lengths = (4, 10)
     decoder = make_decoder(codec)
     a, b, c = stream_codes(43, 12), stream_codes(44, 12), stream_codes(45, 12)
     queued = [
@@ -189,14 +189,14 @@ async def test_a_padded_call_is_rounded_up_to_a_fast_length(
                                            max_wait_s=LONG_WAIT)),
     ]
     await eventually(lambda: decoder.queued == 2, what="two windows queued")
-    due = await decoder.decode(c, first=0, need=3, emit_start=10, emit_end=11)
-    got_a, got_b = await asyncio.gather(*queued)
+    due, _ = await decoder.decode(c, first=0, need=3, emit_start=10, emit_end=11)
+    (got_a, _), (got_b, _) = await asyncio.gather(*queued)
     np.testing.assert_array_equal(got_a, fake_pcm(a[0][9:11]))
     np.testing.assert_array_equal(got_b, fake_pcm(b[0][8:11]))
     np.testing.assert_array_equal(due, fake_pcm(c[0][10:11]))
     assert [call.shape for call in codec.calls] == [(3, 10)]  # 5 rounded up; all three fit
 
     short = window(c, 4, 9)  # frames 4..8 only: no history to pad with
-    pcm = await decoder.decode(short, first=4, need=5, emit_start=5, emit_end=8)
+    pcm, _ = await decoder.decode(short, first=4, need=5, emit_start=5, emit_end=8)
     np.testing.assert_array_equal(pcm, fake_pcm(c[0][5:8]))
     assert codec.calls[-1].shape == (1, 5)

@@ -16,10 +16,10 @@ import aiohttp
 
 from orpheus_ws.devtools.llama_server import LlamaServerProcess
 from orpheus_ws.devtools.tiny_gguf import write_tiny_orpheus_gguf
-from orpheus_ws.tokens import (
+from orpheus_ws.engine.tokens import FrameParser
+from orpheus_ws.vocabulary import (
     END_OF_SPEECH,
     VOCAB_SIZE,
-    FrameParser,
     native_prompt,
     parse_custom_token,
     text_prompt,

@@ -18,12 +18,12 @@ import pytest
 
 from orpheus_ws.devtools.standin_cli import parse_args
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, prompt_text
-from orpheus_ws.tokens import (
+from orpheus_ws.engine.tokens import FrameParser
+from orpheus_ws.exceptions import InvalidAudioToken
+from orpheus_ws.vocabulary import (
     AUDIO_TOKEN_BASE,
     END_OF_SPEECH,
     TOKENS_PER_FRAME,
-    FrameParser,
-    InvalidAudioToken,
     native_prompt,
     parse_custom_token,
     text_prompt,

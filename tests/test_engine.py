@@ -12,21 +12,27 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from orpheus_ws.codec import SnacCodec
-from orpheus_ws.decoder import DecoderService, to_int16
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
-from orpheus_ws.engine import FADE_SAMPLES, Engine, SegmentFinished, SegmentStarted
+from orpheus_ws.engine import Engine, SegmentFinished, SegmentStarted
+from orpheus_ws.engine.clock import PlayoutClock
+from orpheus_ws.engine.codec import SnacCodec
+from orpheus_ws.engine.codes import SnacCodes
+from orpheus_ws.engine.decoder import DecoderService, to_int16
+from orpheus_ws.engine.engine import FADE_SAMPLES
+from orpheus_ws.engine.events import AudioChunk
+from orpheus_ws.engine.llm import LLMClient
+from orpheus_ws.engine.pipeline import StreamTuning
+from orpheus_ws.engine.segmenter import chars_for_tokens, split_text
+from orpheus_ws.engine.tokens import FrameParser
 from orpheus_ws.exceptions import (
     BackendError,
     BackendProtocolError,
     BackendUnavailable,
     UnknownVoice,
 )
-from orpheus_ws.llm import LLMClient, SamplingParams
-from orpheus_ws.segment_stream import AudioChunk, PlayoutClock, StreamTuning
-from orpheus_ws.segmenter import chars_for_tokens, split_text
-from orpheus_ws.tokens import FrameParser, frames_to_codes
+from orpheus_ws.params import SamplingParams
 
+from .fakes import ConstantCodec
 from .utils import eventually
 
 PARAMS = SamplingParams(max_tokens=512)
@@ -34,16 +40,6 @@ VOICES = ["tara", "leo"]
 MakeEngine = Callable[..., Engine]
 WORDS = ("speech", "server", "streams", "audio", "while", "you", "listen", "to", "the", "first",
          "sentence", "and", "Orpheus", "writes", "the", "next", "one", "a", "quick", "fox")
-
-
-class ConstantCodec:
-    """Fast and exact: every frame decodes to 2048 samples of c0 / 4096."""
-
-    name = "constant"
-    device = "cpu"
-
-    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-        return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
 
 
 def long_text(chars: int, seed: int = 0) -> str:
@@ -59,7 +55,7 @@ def frame_codes(config: StandinConfig, voice: str, text: str, frames: int) -> An
     source = generate_tokens(config, f"{voice}: {text}")
     parsed = FrameParser().feed(next(source) for _ in range(7 * frames))
     assert len(parsed) == frames
-    return frames_to_codes(parsed)
+    return tuple(SnacCodes.from_frames(parsed))
 
 
 @pytest_asyncio.fixture

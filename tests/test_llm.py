@@ -16,16 +16,16 @@ from aiohttp import web
 
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
-from orpheus_ws.exceptions import BackendError, BackendProtocolError, BackendUnavailable
-from orpheus_ws.llm import LLMClient, SamplingParams
-from orpheus_ws.tokens import (
-    END_OF_SPEECH,
-    EOT,
-    FrameParser,
+from orpheus_ws.engine.llm import LLMClient
+from orpheus_ws.engine.tokens import FrameParser
+from orpheus_ws.exceptions import (
+    BackendError,
+    BackendProtocolError,
+    BackendUnavailable,
     InvalidAudioToken,
-    native_prompt,
-    text_prompt,
 )
+from orpheus_ws.params import SamplingParams
+from orpheus_ws.vocabulary import END_OF_SPEECH, EOT, native_prompt, text_prompt
 
 from .utils import eventually, scaled
 

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from orpheus_ws.exceptions import UnknownVoice, ValidationError
-from orpheus_ws.llm import SamplingParams
-from orpheus_ws.request_fields import MAX_TEXT_CHARS, parse_tts_request, sampling
+from orpheus_ws.params import MAX_TEXT_CHARS, SamplingParams, parse_tts_request, sampling
 
 VOICES = ["tara", "leo"]
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from orpheus_ws.schedule import ChunkSchedule, Window, affordable_frames
+from orpheus_ws.engine.schedule import ChunkSchedule, Window, affordable_frames
 
 
 def drain(schedule: ChunkSchedule, received: int, ended: bool, target: int,

@@ -10,29 +10,31 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from orpheus_ws.codec import SnacCodec
-from orpheus_ws.decoder import DecoderService, to_int16
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
+from orpheus_ws.engine.clock import PlayoutClock
+from orpheus_ws.engine.codec import SnacCodec
+from orpheus_ws.engine.codes import SnacCodes
+from orpheus_ws.engine.decoder import DecoderService, to_int16
+from orpheus_ws.engine.events import AudioChunk
+from orpheus_ws.engine.llm import LLMClient
+from orpheus_ws.engine.pipeline import (
+    UNCLOCKED_IN_HAND_S,
+    StreamTuning,
+    _in_hand,
+    _plan,
+    stream_segment,
+)
+from orpheus_ws.engine.schedule import affordable_frames
+from orpheus_ws.engine.tokens import FrameParser
 from orpheus_ws.exceptions import (
     BackendError,
     BackendProtocolError,
     BackendUnavailable,
     DecoderError,
 )
-from orpheus_ws.llm import LLMClient, SamplingParams
-from orpheus_ws.schedule import affordable_frames
-from orpheus_ws.segment_stream import (
-    UNCLOCKED_IN_HAND_S,
-    AudioChunk,
-    PlayoutClock,
-    StreamTuning,
-    _extend_codes,
-    _in_hand,
-    _plan,
-    stream_segment,
-)
-from orpheus_ws.tokens import Frame, FrameParser, frames_to_codes
+from orpheus_ws.params import SamplingParams
 
+from .fakes import ConstantCodec, FailingCodec, decoders, relative_error
 from .utils import eventually
 
 PARAMS = SamplingParams(max_tokens=2000)
@@ -45,13 +47,7 @@ def oneshot_pcm(codec: SnacCodec, config: StandinConfig, text: str, frames: int,
     source = generate_tokens(config, f"{voice}: {text}")
     parsed = FrameParser().feed(next(source) for _ in range(7 * frames))
     assert len(parsed) == frames
-    c0, c1, c2 = frames_to_codes(parsed)
-    return to_int16(codec.decode(c0[None], c1[None], c2[None])[0])
-
-
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    want64 = want.astype(np.float64)
-    return float(np.linalg.norm(got.astype(np.float64) - want64) / np.linalg.norm(want64))
+    return to_int16(codec.decode(*SnacCodes.batch([SnacCodes.from_frames(parsed)]))[0])
 
 
 def check_chunks(chunks: list[AudioChunk], frames: int, segment: int = 0) -> None:
@@ -78,15 +74,8 @@ async def llm(standin: StandinLLMServer) -> AsyncIterator[LLMClient]:
 
 @pytest_asyncio.fixture
 async def make_decoder() -> AsyncIterator[Callable[..., DecoderService]]:
-    made: list[DecoderService] = []
-
-    def make(codec: Any, **options: Any) -> DecoderService:
-        made.append(DecoderService(codec, **options))
-        return made[-1]
-
-    yield make
-    for decoder in made:
-        await decoder.close()
+    async with decoders() as make:
+        yield make
 
 
 async def run(llm: LLMClient, decoder: DecoderService, **options: Any) -> list[AudioChunk]:
@@ -140,21 +129,6 @@ async def test_single_frame_segment(standin: StandinLLMServer, llm: LLMClient,
     check_chunks(chunks, 1)
     want = oneshot_pcm(snac_codec, standin.config, TEXT, 1)
     assert np.max(np.abs(chunks[0].pcm.astype(np.int32) - want)) <= 4
-
-
-class ConstantCodec:
-    """Fast and exact: every frame decodes to 2048 samples of c0 / 4096."""
-
-    name = "constant"
-    device = "cpu"
-
-    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-        return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
-
-
-class FailingCodec(ConstantCodec):
-    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-        raise RuntimeError("codec broke")
 
 
 async def test_long_segment_every_frame_once(standin: StandinLLMServer, llm: LLMClient,
@@ -266,17 +240,6 @@ def test_playout_clock() -> None:
     clock.sent(2400, now=20.0)  # the listener ran dry; playback resumes now
     assert clock.buffered_s(20.0) == pytest.approx(0.1)
     assert clock.started == 10.0
-
-
-def test_codes_follow_the_frame_layout() -> None:
-    rng = np.random.default_rng(0)
-    frames = [Frame(tuple(int(x) for x in rng.integers(0, 4096, 7)))  # type: ignore[arg-type]
-              for _ in range(9)]
-    codes: tuple[list[int], list[int], list[int]] = ([], [], [])
-    _extend_codes(codes, frames[:4])
-    _extend_codes(codes, frames)  # only the new frames are appended
-    for got, want in zip(codes, frames_to_codes(frames), strict=True):
-        assert got == want.tolist()
 
 
 def test_queueing_behind_other_streams_costs_time_not_time_per_frame() -> None:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from orpheus_ws.segmenter import (
+from orpheus_ws.engine.segmenter import (
     IncrementalSegmenter,
     SegmenterConfig,
     chars_for_tokens,

@@ -6,10 +6,11 @@ import random
 from collections.abc import Sequence
 from typing import cast
 
-import numpy as np
 import pytest
 
-from orpheus_ws.tokens import (
+from orpheus_ws.engine.tokens import Frame, FrameParser
+from orpheus_ws.exceptions import InvalidAudioToken
+from orpheus_ws.vocabulary import (
     AUDIO_TOKEN_BASE,
     BOS,
     CODEBOOK_SIZE,
@@ -21,11 +22,7 @@ from orpheus_ws.tokens import (
     START_OF_AI,
     START_OF_HUMAN,
     START_OF_SPEECH,
-    Frame,
-    FrameParser,
-    InvalidAudioToken,
     audio_token_id,
-    frames_to_codes,
     native_prompt,
     parse_custom_token,
     text_prompt,
@@ -141,26 +138,6 @@ def test_partial_frame_is_held_back() -> None:
     tokens = tokens_of([(1, 2, 3, 4, 5, 6, 7)])
     assert parser.feed(tokens[:6]) == []
     assert parser.feed(tokens[6:]) == [Frame((1, 2, 3, 4, 5, 6, 7))]
-
-
-def test_frames_to_codes_layout() -> None:
-    # codebook 0: f[0]; codebook 1: f[1], f[4]; codebook 2: f[2], f[3], f[5], f[6]
-    frames = [Frame((10, 11, 12, 13, 14, 15, 16)), Frame((20, 21, 22, 23, 24, 25, 26))]
-    c0, c1, c2 = frames_to_codes(frames)
-    assert c0.tolist() == [10, 20]
-    assert c1.tolist() == [11, 14, 21, 24]
-    assert c2.tolist() == [12, 13, 15, 16, 22, 23, 25, 26]
-    assert c0.dtype == c1.dtype == c2.dtype == np.int64
-
-
-def test_frames_to_codes_shapes() -> None:
-    frames = [Frame(codes) for codes in random_frames(random.Random(4), 9)]
-    c0, c1, c2 = frames_to_codes(frames)
-    assert (c0.shape, c1.shape, c2.shape) == ((9,), (18,), (36,))
-    for k, frame in enumerate(frames):
-        f = frame.codes
-        assert (c0[k], *c1[2 * k : 2 * k + 2], *c2[4 * k : 4 * k + 4]) == (
-            f[0], f[1], f[4], f[2], f[3], f[5], f[6])
 
 
 def test_parse_custom_token() -> None:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..client import OrpheusClient
-from ..tokens import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .player import simulate_player
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import SnacCodec
+from ..engine import SnacCodec
 
 LENGTHS = (2, 3, 4, 6, 10, 18)
 

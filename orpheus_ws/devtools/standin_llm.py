@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from orpheus_ws.tokens import (
+from orpheus_ws.vocabulary import (
     END_OF_SPEECH,
     EOT,
 )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from orpheus_ws.tokens import (
+from orpheus_ws.vocabulary import (
     CODEBOOK_SIZE,
     CUSTOM_TOKEN_BASE,
     END_OF_SPEECH,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orpheus_ws.tokens import (
+from orpheus_ws.vocabulary import (
     AUDIO_TOKEN_BASE,
     BOS,
     CODEBOOK_SIZE,

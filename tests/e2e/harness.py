@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection
 
 from orpheus_ws.devtools.llama_server import free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
-from orpheus_ws.ws_protocol import FrameHeader, decode_audio_frame
+from orpheus_ws.ws.protocol import FrameHeader, decode_audio_frame
 
 from ..utils import scaled
 
@@ -75,8 +75,9 @@ class ServerProcess:
     """One server child process; ``command(port)`` builds its command line for a port."""
 
     def __init__(self, command: Any, log_path: Path, *, env: dict[str, str] | None = None,
-                 startup_timeout: float = 60.0) -> None:
+                 startup_timeout: float = 60.0, cwd: Path | None = None) -> None:
         self.command = command
+        self.cwd = cwd or Path(__file__).parents[2]
         self.log_path = log_path
         self.env = env if env is not None else clean_env()
         self.startup_timeout = startup_timeout
@@ -103,7 +104,7 @@ class ServerProcess:
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
                     self.command(self.port), stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, env=self.env, cwd=str(Path(__file__).parents[2]))
+                    stderr=subprocess.STDOUT, env=self.env, cwd=str(self.cwd))
             try:
                 await self._wait_healthy(self.process)
                 return

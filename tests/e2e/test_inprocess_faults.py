@@ -8,34 +8,21 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
-import numpy as np
 import pytest
 import pytest_asyncio
 import uvicorn
 
 from orpheus_ws.app import create_app
 from orpheus_ws.client import OrpheusClient, ServerError
-from orpheus_ws.codec import Codec, PassThroughCodec
 from orpheus_ws.config import Settings
-from orpheus_ws.decoder import DecoderService
 from orpheus_ws.devtools.llama_server import free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
-from orpheus_ws.engine import Engine
-from orpheus_ws.llm import LLMClient
-from orpheus_ws.ws_context import ContextRunner
-from orpheus_ws.ws_endpoint import Connection
+from orpheus_ws.engine import Codec, DecoderService, Engine, LLMClient, PassThroughCodec
+from orpheus_ws.ws.delivery import Delivery
+from orpheus_ws.ws.endpoint import Connection
 
+from ..fakes import FailingCodec
 from ..utils import scaled
-
-
-class FailingCodec:
-    """A decoder that fails every call, as a GPU out of memory would."""
-
-    name = "failing"
-    device = "cpu"
-
-    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-        raise RuntimeError("CUDA error: out of memory")
 
 
 @pytest_asyncio.fixture
@@ -107,10 +94,10 @@ async def test_an_unexpected_error_closes_1011_and_the_server_stays_up(
 
 async def test_an_unexpected_error_in_one_context_fails_only_that_context(
         working_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: ContextRunner, *args: object) -> None:
+    def broken(self: Delivery, *args: object) -> None:
         raise RuntimeError("a bug in one context")
 
-    monkeypatch.setattr(ContextRunner, "send_audio", broken)
+    monkeypatch.setattr(Delivery, "send_audio", broken)
     async with OrpheusClient.connect(f"ws://{working_server}/api/tts/ws") as client:
         await client.configure(buffering="none")
         handle = await client.open_context("a")

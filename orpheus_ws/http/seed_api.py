@@ -1,8 +1,9 @@
 """The seed server's HTTP API on Starlette: /, /health, /api/voices, /api/tts, /api/tts/wav,
 /api/tts/stream (see ../shared/seed-fastapi-tts-server.md and the README).
 
-Routes call the engine and nothing else; exceptions become HTTP statuses in ``error_response``
-only. A client that goes away cancels its request's task, which aborts its generations.
+Routes call the engine (from the application's lifespan state) and nothing else; exceptions
+become HTTP statuses in ``errors.error_response`` only. A client that goes away cancels its
+request's task, which aborts its generations.
 """
 
 from __future__ import annotations
@@ -22,49 +23,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import __version__
-from .audio import wav_bytes
-from .engine import Engine
-from .exceptions import (
-    BackendError,
-    BackendUnavailable,
-    DecoderError,
-    OrpheusError,
-    UnknownVoice,
-    ValidationError,
-)
-from .request_fields import TTSRequest, parse_tts_request
-from .segment_stream import AudioChunk
-from .tokens import EMOTION_TAGS, SAMPLE_RATE
+from .. import __version__
+from ..audio import wav_bytes
+from ..engine import AudioChunk, Engine
+from ..exceptions import ClientGone, OrpheusError, ValidationError
+from ..formats import SAMPLE_RATE
+from ..params import TTSRequest, parse_tts_request
+from ..vocabulary import EMOTION_TAGS
+from .errors import error_response
 
 log = logging.getLogger("orpheus_ws.http")
 T = TypeVar("T")
-
-
-class ClientGone(Exception):
-    """The HTTP client disconnected before its response was ready."""
-
-
-def error_response(exc: Exception) -> JSONResponse:
-    """The one place where exceptions become HTTP statuses."""
-    status = 500
-    body: dict[str, Any] = {"code": "internal_error", "message": "internal server error"}
-    if isinstance(exc, OrpheusError):
-        body = {"code": exc.code, "message": str(exc)}
-    if isinstance(exc, ValidationError):
-        status = 400 if exc.field == "body" else 422
-        body["field"] = exc.field
-        if isinstance(exc, UnknownVoice):
-            body["voices"] = exc.voices
-        detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}]
-        return JSONResponse({"error": body, "detail": detail}, status_code=status)
-    if isinstance(exc, BackendUnavailable):
-        status = 503
-    elif isinstance(exc, BackendError):
-        status = 502
-    elif isinstance(exc, DecoderError):
-        status = 500
-    return JSONResponse({"error": body, "detail": body["message"]}, status_code=status)
 
 
 class DisconnectAwareStream(StreamingResponse):
@@ -103,9 +72,16 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         await asyncio.gather(task, listener, return_exceptions=True)
 
 
+def engine_of(request: Request) -> Engine:
+    """The engine the application's lifespan put in its state."""
+    engine: Engine = request.state.engine
+    return engine
+
+
 class HttpApi:
-    def __init__(self, engine: Engine, default_voice: str) -> None:
-        self.engine = engine
+    """The seed API's routes; the engine comes from the application's lifespan state."""
+
+    def __init__(self, default_voice: str) -> None:
         self.default_voice = default_voice
 
     def routes(self) -> list[Route]:
@@ -137,15 +113,15 @@ class HttpApi:
         })
 
     async def health(self, request: Request) -> Response:
-        info = await self.engine.health()
+        info = await engine_of(request).health()
         ok = info["backend"]["status"] == "ok"
         return JSONResponse({"status": "healthy" if ok else "degraded", **info})
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(self.engine.stats())
+        return JSONResponse(engine_of(request).stats())
 
     async def voices(self, request: Request) -> Response:
-        return JSONResponse({"voices": self.engine.voices, "default": self.default_voice,
+        return JSONResponse({"voices": engine_of(request).voices, "default": self.default_voice,
                              "emotion_tags": EMOTION_TAGS})
 
     async def _parse(self, request: Request) -> TTSRequest:
@@ -153,21 +129,22 @@ class HttpApi:
             data = orjson.loads(await request.body())
         except orjson.JSONDecodeError as exc:
             raise ValidationError("body", "is not valid JSON") from exc
-        return parse_tts_request(data, self.engine.voices, self.default_voice)
+        return parse_tts_request(data, engine_of(request).voices, self.default_voice)
 
-    def _chunks(self, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
+    @staticmethod
+    def _chunks(engine: Engine, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
         async def only_audio() -> AsyncGenerator[AudioChunk, None]:
-            async for event in self.engine.speak(req.text, voice=req.voice, params=req.params):
+            async for event in engine.speak(req.text, voice=req.voice, params=req.params):
                 if isinstance(event, AudioChunk):
                     yield event
         return only_audio()
 
-    async def _whole(self, req: TTSRequest) -> tuple[np.ndarray, float, float]:
+    async def _whole(self, engine: Engine, req: TTSRequest) -> tuple[np.ndarray, float, float]:
         """All samples, time to first audio (ms) and processing time (ms)."""
         started = time.monotonic()
         ttfa = 0.0
         parts: list[np.ndarray] = []
-        async for chunk in self._chunks(req):
+        async for chunk in self._chunks(engine, req):
             ttfa = ttfa or (time.monotonic() - started) * 1000
             parts.append(chunk.pcm)
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
@@ -193,7 +170,7 @@ class HttpApi:
         """A whole request's samples, TTFA (ms), processing time (ms), duration (s); logged
         as the seed server does."""
         req = await self._parse(request)
-        pcm, ttfa, total = await until_disconnect(request, self._whole(req))
+        pcm, ttfa, total = await until_disconnect(request, self._whole(engine_of(request), req))
         duration = pcm.shape[0] / SAMPLE_RATE
         log.info("%s completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
                  label, len(req.text), duration, total, ttfa)
@@ -226,7 +203,7 @@ class HttpApi:
         async def handler() -> Response:
             req = await self._parse(request)
             started = time.monotonic()
-            chunks = self._chunks(req)
+            chunks = self._chunks(engine_of(request), req)
             try:
                 first = await until_disconnect(request, anext(chunks))
             except StopAsyncIteration:

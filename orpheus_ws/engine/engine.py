@@ -1,7 +1,8 @@
 """The speech engine: text segments in, ordered audio events out. Knows nothing of HTTP.
 
-``Engine.synthesize`` takes segments (a list, or an async iterator fed while text arrives) and
-yields ``SegmentStarted``, ``AudioChunk`` and ``SegmentFinished`` events strictly in order.
+``Engine.synthesize`` takes segments (a list, an async iterator, or a ``TextFeed`` fed while
+text arrives) and yields ``SegmentStarted``, ``AudioChunk`` and ``SegmentFinished`` events
+strictly in order (and ``Flushed`` where a ``TextFeed`` was flushed).
 While segment n is being delivered, up to ``lookahead`` later segments already generate (on
 llama-server's parallel slots), so there is no gap between sentences. Closing the iterator
 (``aclose()``, or cancelling the task that drives it) aborts every generation it started.
@@ -11,44 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..exceptions import OrpheusError, UnknownVoice
+from ..params import SamplingParams
+from .clock import PlayoutClock
 from .decoder import DecoderService
-from .exceptions import OrpheusError, UnknownVoice
-from .llm import LLMClient, SamplingParams
-from .segment_stream import AudioChunk, PlayoutClock, StreamTuning, stream_segment
+from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
+from .feed import FlushMark, TextFeed
+from .llm import LLMClient
+from .pipeline import StreamTuning, stream_segment
 from .segmenter import chars_for_tokens, split_text
 
+log = logging.getLogger("orpheus_ws")
 # Joins between segments fade over 2 ms (48 samples) so they don't click; lengths don't change.
 FADE_SAMPLES = 48
 _FADE_IN = np.sin(np.linspace(0.0, np.pi / 2, FADE_SAMPLES, dtype=np.float32)) ** 2
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentStarted:
-    segment: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentFinished:
-    segment: int
-    text: str
-    frames: int
-    samples: int
-    started_at: float
-    first_audio_at: float
-    finished_at: float
-
-
-SynthesisEvent = SegmentStarted | AudioChunk | SegmentFinished
 _END = object()
 
 
@@ -72,7 +60,10 @@ async def _take(queue: asyncio.Queue[Any]) -> Any:
     return item
 
 
-async def _aiter(segments: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[str]:
+Segments = AsyncIterable[str] | Iterable[str] | TextFeed
+
+
+async def _aiter(segments: Segments) -> AsyncIterator[str | FlushMark]:
     if isinstance(segments, AsyncIterable):
         async for segment in segments:
             yield segment
@@ -123,6 +114,13 @@ class Engine:
         if voice not in self.voices:
             raise UnknownVoice(voice, self.voices)
 
+    async def start(self) -> None:
+        """Starts the decoder service (the codec's weights are loaded already)."""
+        await self.decoder.start()
+        codec = self.decoder.codec
+        log.info("engine ready: LLM %s (%s), decoder %s on %s", self.llm.base_url,
+                 self.llm.api, codec.name, codec.device)
+
     async def close(self) -> None:
         await self.llm.close()
         await self.decoder.close()
@@ -134,7 +132,7 @@ class Engine:
             "decoder": {
                 "codec": codec.name,
                 "device": codec.device,
-                "weights": getattr(codec, "model_source", None),
+                "weights": codec.model_source,
                 "batching": self.decoder.batching,
                 "max_batch": self.decoder.max_batch,
                 "stats": self.decoder.stats.as_dict(),
@@ -156,7 +154,7 @@ class Engine:
 
     async def synthesize(
         self,
-        segments: AsyncIterable[str] | Iterable[str],
+        segments: Segments,
         *,
         voice: str,
         params: SamplingParams,
@@ -191,6 +189,9 @@ class Engine:
             index = first_index
             try:
                 async for text in _aiter(segments):
+                    if isinstance(text, FlushMark):  # in order, after the segments before it
+                        order.put_nowait(text)
+                        continue
                     await slots.acquire()
                     out: asyncio.Queue[Any] = asyncio.Queue()
                     # A listener in real time: decode a segment once its turn comes.
@@ -211,6 +212,9 @@ class Engine:
                 item = await _take(order)
                 if item is _END:
                     break
+                if isinstance(item, FlushMark):
+                    yield Flushed(item.mark)
+                    continue
                 index, text, out, started, current = item
                 if current is not None:
                     current.set()
@@ -231,6 +235,8 @@ class Engine:
                     if clock is not None:  # the listener gets audio in order, from here
                         clock.sent(chunk.samples)
                     yield chunk
+                if isinstance(segments, TextFeed):
+                    segments.delivered(index + 1 - first_index)
                 yield SegmentFinished(index, text, frames, samples, started, first_audio,
                                       time.monotonic())
                 slots.release()

@@ -30,14 +30,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from ..exceptions import DecoderError
+from ..formats import SAMPLES_PER_FRAME
 from .codec import Codec
-from .exceptions import DecoderError
-from .tokens import SAMPLES_PER_FRAME
+from .codes import SnacCodes
 
 log = logging.getLogger(__name__)
 MAX_PADDED_FRAMES = 64  # a stream's first window may be stretched to share a call this long
@@ -48,25 +51,22 @@ class DecodeRequest:
     """Codes of frames ``first..last`` (exclusive) of one stream, of which the window needs
     the last ``need`` frames and keeps frames ``emit_start..emit_end`` (stream indices)."""
 
-    c0: np.ndarray
-    c1: np.ndarray
-    c2: np.ndarray
+    codes: SnacCodes
     first: int
     need: int
     emit_start: int
     emit_end: int
     deadline: float
-    future: asyncio.Future[np.ndarray] = field(repr=False)
+    future: asyncio.Future[Decoded] = field(repr=False)
     urgent_at: float = 0.0
-    timing: dict[str, float] | None = None
 
     @property
     def last(self) -> int:
-        return self.first + int(self.c0.shape[0])
+        return self.first + self.codes.frames
 
     @property
     def available(self) -> int:
-        return int(self.c0.shape[0])
+        return self.codes.frames
 
     @property
     def longest(self) -> int:
@@ -82,15 +82,12 @@ class DecodeRequest:
         """Stream index of the first frame of this window's row in a call of ``length``."""
         return self.first + max(0, self.available - length)
 
-    def row(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The window's c0, c1, c2 in a call of ``length``: cut on the left, or stretched."""
-        if length <= self.available:
-            skip = self.available - length
-            return self.c0[skip:], self.c1[2 * skip :], self.c2[4 * skip :]
-        extra = length - self.available
-        return (np.concatenate([self.c0, np.repeat(self.c0[-1:], extra)]),
-                np.concatenate([self.c1, np.tile(self.c1[-2:], extra)]),
-                np.concatenate([self.c2, np.tile(self.c2[-4:], extra)]))
+
+class Decoded(NamedTuple):
+    """A window's int16 PCM and what its decode call took (seconds, the call alone)."""
+
+    pcm: np.ndarray
+    call_s: float
 
 
 @dataclass(slots=True, eq=False)
@@ -161,7 +158,7 @@ class DecoderService:
         self._task: asyncio.Task[None] | None = None
         # Wall time a call takes per frame of window length (EWMA): what a stream waits.
         self.seconds_per_frame = 0.02
-        self.streams = 0  # streams decoding now: with one alone, waiting for company is moot
+        self._streams = 0  # streams decoding now: with one alone, waiting for company is moot
 
     async def start(self) -> None:
         if self._task is None:
@@ -177,6 +174,20 @@ class DecoderService:
             request.future.cancel()
         self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """Registers a stream as decoding for as long as the block runs."""
+        self._streams += 1
+        try:
+            yield
+        finally:
+            self._streams -= 1
+
+    @property
+    def streams(self) -> int:
+        """Streams decoding now."""
+        return self._streams
 
     @property
     def invites(self) -> bool:
@@ -202,7 +213,7 @@ class DecoderService:
 
     async def decode(
         self,
-        codes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        codes: SnacCodes,
         *,
         first: int,
         need: int,
@@ -210,20 +221,19 @@ class DecoderService:
         emit_end: int,
         max_wait_s: float = 0.0,
         in_hand_s: float = 0.0,
-        timing: dict[str, float] | None = None,
-    ) -> np.ndarray:
+    ) -> Decoded:
         """Int16 PCM of frames ``emit_start..emit_end`` from a window of the last ``need``
-        frames of ``codes`` (frames ``first..``). Waits at most ``max_wait_s`` for company;
-        ``in_hand_s`` is the audio the stream's listener still has (0: none, most urgent).
-        ``timing``, if given, receives ``call_s``: how long the decode call itself took."""
+        frames of ``codes`` (frames ``first..``), with the time its call took. Waits at most
+        ``max_wait_s`` for company; ``in_hand_s`` is the audio the stream's listener still
+        has (0: none, most urgent)."""
         if self._task is None:
             await self.start()
         loop = asyncio.get_running_loop()
+        company = self.batching and self._streams > 1
         request = DecodeRequest(
-            c0=codes[0], c1=codes[1], c2=codes[2], first=first, need=need,
-            emit_start=emit_start, emit_end=emit_end,
-            deadline=loop.time() + (max_wait_s if self.batching and self.streams > 1 else 0.0),
-            future=loop.create_future(), timing=timing, urgent_at=loop.time() + in_hand_s,
+            codes=codes, first=first, need=need, emit_start=emit_start, emit_end=emit_end,
+            deadline=loop.time() + (max_wait_s if company else 0.0),
+            future=loop.create_future(), urgent_at=loop.time() + in_hand_s,
         )
         self._pending.append(request)
         self._wakeup.set()
@@ -270,7 +280,7 @@ class DecoderService:
         pending = [head, *(r for r in pending if r is not head)]
         lengths = [head.need]
         if self.pad_windows:
-            fast = getattr(self.codec, "fast_lengths", ())
+            fast = self.codec.fast_lengths
             lengths = sorted({_rounded_up(r.need, fast, head.longest) for r in pending
                               if head.need <= r.need <= head.longest})
         best: list[DecodeRequest] = []
@@ -315,14 +325,11 @@ class DecoderService:
             start = request.row_start(length)
             lo = (request.emit_start - start) * SAMPLES_PER_FRAME
             hi = (request.emit_end - start) * SAMPLES_PER_FRAME
-            if request.timing is not None:
-                request.timing["call_s"] = elapsed
             if not request.future.done():
-                request.future.set_result(pcm[row, lo:hi])
+                request.future.set_result(Decoded(pcm[row, lo:hi], elapsed))
 
     def _call(self, length: int, batch: list[DecodeRequest]) -> tuple[np.ndarray, float]:
         cpu_start = time.thread_time()
-        rows = [r.row(length) for r in batch]
-        c0, c1, c2 = (np.stack([row[k] for row in rows]) for k in range(3))
-        audio = self.codec.decode(c0, c1, c2)
+        codes = SnacCodes.batch([r.codes.fitted(length) for r in batch])
+        audio = self.codec.decode(*codes)
         return to_int16(audio), time.thread_time() - cpu_start

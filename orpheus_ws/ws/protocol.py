@@ -1,9 +1,10 @@
-"""The WebSocket protocol's messages and binary audio frames (protocol.md), without I/O.
+"""The WebSocket protocol's client messages, binary audio frames and close codes
+(protocol.md), without I/O: nothing but the standard library, numpy and orjson is imported.
 
-``parse_client_message`` turns a text message into a typed message or raises ``ProtocolError``
-with a stable code (protocol.md, "Error codes"). ``event`` builds server events;
-``encode_audio_frame`` / ``decode_audio_frame`` implement the binary layout (protocol.md,
-"Binary audio frames").
+``parse_client_message`` turns a text message into a typed message or raises a
+``RequestError`` with a stable code (protocol.md, "Error codes"); ``events`` builds the server's
+events; ``encode_audio_frame`` / ``decode_audio_frame`` implement the binary layout (protocol.md,
+"Binary audio frames"); ``close_code`` maps a connection fault to its close code.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 import orjson
 
-from . import request_fields
-from .audio import ENCODINGS, AudioFormat
-from .exceptions import ValidationError
-from .llm import SamplingParams
+from .. import params as fields
+from ..exceptions import ConnectionFault, ProtocolError, ValidationError
+from ..formats import ENCODINGS, AudioFormat
+from ..params import SamplingParams
+from .events import OptionsDict
 
 PROTOCOL_VERSION = 1
 FRAME_VERSION = 1
@@ -31,27 +33,25 @@ _HEADER = struct.Struct("<BBHIQIBBH")
 FLAG_SEGMENT_START = 1
 FLAG_SEGMENT_END = 2
 
-# protocol.md, "Close codes".
+# protocol.md, "Close codes": the close code of each connection fault's code.
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
-CLOSE_UNSUPPORTED = 1003
-CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
-CLOSE_IDLE = 4000
-CLOSE_TOO_MANY_CONTEXTS = 4001
 CLOSE_SLOW_CONSUMER = 4002
+CLOSE_CODES = {
+    "going_away": CLOSE_GOING_AWAY,
+    "binary_not_accepted": 1003,
+    "message_too_big": 1009,
+    "internal_error": CLOSE_INTERNAL,
+    "idle_timeout": 4000,
+    "too_many_contexts": 4001,
+    "slow_consumer": CLOSE_SLOW_CONSUMER,
+}
 
 
-class ProtocolError(Exception):
-    """A message the server can't act on; the socket stays usable."""
-
-    def __init__(self, code: str, message: str, *, context_id: str | None = None,
-                 field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.context_id = context_id
-        self.field = field
+def close_code(fault: ConnectionFault) -> int:
+    """The one place where connection faults become close codes."""
+    return CLOSE_CODES.get(fault.code, CLOSE_INTERNAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +112,22 @@ def _context_id(data: dict[str, Any], *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or not CONTEXT_ID.match(value):
-        raise ProtocolError("invalid_parameter", "context_id must be 1-64 characters of "
-                            "A-Z a-z 0-9 _ . : -", field="context_id")
+        raise ValidationError("context_id", "must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     return value
 
 
 def _flush_id(data: dict[str, Any], context_id: str | None) -> str | None:
     value = data.get("flush_id")
     if value is not None and not (isinstance(value, str) and len(value) <= 64):
-        raise ProtocolError("invalid_parameter", "flush_id must be a string of at most 64 "
-                            "characters", context_id=context_id, field="flush_id")
+        raise ValidationError("flush_id", "must be a string of at most 64 characters",
+                              context_id=context_id)
     return value
 
 
 def _bool(data: dict[str, Any], name: str, context_id: str | None) -> bool:
     value = data.get(name, False)
     if not isinstance(value, bool):
-        raise ProtocolError("invalid_parameter", f"{name} must be a boolean",
-                            context_id=context_id, field=name)
+        raise ValidationError(name, "must be a boolean", context_id=context_id)
     return value
 
 
@@ -154,8 +152,7 @@ def parse_client_message(raw: str, *, max_text_chars: int) -> ClientMessage:
         context_id = _context_id(data)
         text = data.get("text")
         if not isinstance(text, str):
-            raise ProtocolError("invalid_parameter", "text must be a string",
-                                context_id=context_id, field="text")
+            raise ValidationError("text", "must be a string", context_id=context_id)
         if len(text) > max_text_chars:
             raise ProtocolError("text_too_long", f"text is over {max_text_chars} characters",
                                 context_id=context_id, field="text")
@@ -175,25 +172,23 @@ def apply_options(base: Options, overrides: dict[str, Any], voices: list[str], *
                   context_id: str | None = None) -> Options:
     """``base`` with the validated overrides of a config or a context's first message."""
     try:
-        voice = request_fields.voice(overrides, voices, base.voice)
-        params = request_fields.sampling(overrides, base.params)
+        voice = fields.voice(overrides, voices, base.voice)
+        params = fields.sampling(overrides, base.params)
     except ValidationError as exc:
-        raise ProtocolError(exc.code, str(exc), context_id=context_id, field=exc.field) from None
+        exc.context_id = context_id
+        raise
     fmt = base.format
     if "format" in overrides:
         spec = overrides["format"]
         if not isinstance(spec, dict):
-            raise ProtocolError("invalid_parameter", "format must be an object",
-                                context_id=context_id, field="format")
+            raise ValidationError("format", "must be an object", context_id=context_id)
         try:
             fmt = AudioFormat(spec.get("encoding", "pcm_s16le"), spec.get("sample_rate", 24000))
         except (ValueError, TypeError) as exc:
-            raise ProtocolError("invalid_parameter", f"format: {exc}", context_id=context_id,
-                                field="format") from None
+            raise ValidationError("format", str(exc), context_id=context_id) from None
     buffering = overrides.get("buffering", base.buffering)
     if buffering not in BUFFERING_MODES:
-        raise ProtocolError("invalid_parameter", "buffering must be 'auto' or 'none'",
-                            context_id=context_id, field="buffering")
+        raise ValidationError("buffering", "must be 'auto' or 'none'", context_id=context_id)
     delay = _milliseconds(overrides, "buffer_delay_ms", base.buffer_delay_ms, context_id)
     client_buffer = _milliseconds(overrides, "client_buffer_ms", base.client_buffer_ms,
                                   context_id, high=5000)
@@ -204,12 +199,12 @@ def _milliseconds(overrides: dict[str, Any], name: str, default: float,
                   context_id: str | None, high: float = 10000) -> float:
     value = overrides.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
-        raise ProtocolError("invalid_parameter", f"{name} must be a number from 0 to {high:g}",
-                            context_id=context_id, field=name)
+        raise ValidationError(name, f"must be a number from 0 to {high:g}",
+                              context_id=context_id)
     return float(value)
 
 
-def options_dict(options: Options) -> dict[str, Any]:
+def options_dict(options: Options) -> OptionsDict:
     p = options.params
     return {
         "voice": options.voice, "temperature": p.temperature, "top_p": p.top_p,
@@ -219,21 +214,6 @@ def options_dict(options: Options) -> dict[str, Any]:
         "buffering": options.buffering, "buffer_delay_ms": options.buffer_delay_ms,
         "client_buffer_ms": options.client_buffer_ms,
     }
-
-
-def event(kind: str, **fields: Any) -> str:
-    """A server event as the JSON text sent (protocol.md, "Server events")."""
-    return orjson.dumps({"type": kind, **fields}).decode()
-
-
-def error_event(code: str, message: str, *, context_id: str | None = None,
-                field: str | None = None) -> str:
-    extra: dict[str, Any] = {}
-    if context_id is not None:
-        extra["context_id"] = context_id
-    if field is not None:
-        extra["field"] = field
-    return event("error", code=code, message=message, **extra)
 
 
 @dataclass(frozen=True, slots=True)

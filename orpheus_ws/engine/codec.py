@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .exceptions import DecoderError
-from .tokens import SAMPLES_PER_FRAME
+from ..exceptions import DecoderError
+from ..formats import SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ class Codec(Protocol):
 
     name: str
     device: str
+    # Window lengths the codec decodes fastest (CUDA graphs captured): the decoder rounds a
+    # padded call up to one of them. Empty: every length costs what it costs.
+    fast_lengths: tuple[int, ...]
+    # Where the weights came from (a repo id or a folder), for /health; None: no weights.
+    model_source: str | None
 
     def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
         """Float32 audio in -1..1 of shape (B, 2048 * F)."""
@@ -52,6 +57,8 @@ class PassThroughCodec:
 
     name = "passthrough"
     device = "none"
+    fast_lengths: tuple[int, ...] = ()
+    model_source: str | None = None
 
     def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
         return np.zeros((c0.shape[0], c0.shape[1] * SAMPLES_PER_FRAME), dtype=np.float32)
@@ -95,7 +102,7 @@ class SnacCodec:
         from snac.layers import NoiseBlock
 
         self.device = resolve_device(device)
-        self.model_source = model
+        self.model_source: str | None = model
         try:
             net = SNAC.from_pretrained(model)
         except Exception as exc:  # hub or file errors: report which weights, not the text

@@ -14,26 +14,18 @@ import logging
 import socket
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 import orjson
 
-from .exceptions import BackendError, BackendProtocolError, BackendUnavailable
-from .tokens import END_OF_SPEECH, EOT, native_prompt, parse_custom_token, text_prompt
+from ..exceptions import BackendError, BackendProtocolError, BackendUnavailable
+from ..params import SamplingParams
+from ..vocabulary import END_OF_SPEECH, EOT, native_prompt, parse_custom_token, text_prompt
 
 log = logging.getLogger(__name__)
 
 LlmApi = Literal["llama", "openai"]
-
-
-@dataclass(frozen=True, slots=True)
-class SamplingParams:
-    temperature: float = 0.3
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    max_tokens: int = 512
 
 
 def abort(response: aiohttp.ClientResponse) -> None:

@@ -1,4 +1,5 @@
-"""The request fields of the seed API, validated (no I/O; shared by HTTP and WebSocket).
+"""Request and sampling parameters, validated: shared by every transport, with no I/O and
+nothing but the standard library imported (a client library can import it).
 
 | field              | type   | default | range      |
 | ------------------ | ------ | ------- | ---------- |
@@ -17,7 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import UnknownVoice, ValidationError
-from .llm import SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How the LLM samples one segment's generation (``max_tokens``: per segment)."""
+
+    temperature: float = 0.3
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    max_tokens: int = 512
+
 
 MAX_TEXT_CHARS = 5000
 NUMBER_RANGES: dict[str, tuple[float, float]] = {

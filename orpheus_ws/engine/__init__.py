@@ -1,0 +1,54 @@
+"""The speech engine's public face: the only names code outside ``engine/`` may import.
+
+Transports (the HTTP API, the WebSocket endpoint, the protocol adapters) need no more than:
+
+- ``Engine.synthesize(segments | TextFeed, voice=, params=, clock=)`` and ``Engine.speak(text,
+  ...)``: an async iterator of typed events (``SegmentStarted``, ``AudioChunk``,
+  ``SegmentFinished``, ``Flushed``); ``aclose()`` (or cancelling its task) aborts it;
+- ``TextFeed``: text pushed piece by piece as an LLM writes it, flushed and ended;
+- ``PlayoutClock``: the listener's jitter buffer, for realtime pacing;
+- ``Engine.health()``, ``Engine.stats()``, ``Engine.voices``, ``Engine.record_first_audio``.
+
+Putting an engine together: ``build_engine(settings)``, or ``Engine(LLMClient(url),
+DecoderService(codec))`` with a codec from ``load_codec`` (``SnacCodec``, ``PassThroughCodec``
+or any object that meets ``Codec``). ``FrameParser`` and ``SnacCodes`` turn a generation's
+tokens into SNAC codes, for the benchmarks that decode outside the engine.
+"""
+
+from __future__ import annotations
+
+from .build import build_engine, stream_tuning
+from .clock import PlayoutClock
+from .codec import Codec, PassThroughCodec, SnacCodec, load_codec, save_random_snac
+from .codes import SnacCodes
+from .decoder import DecoderService
+from .engine import Engine
+from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
+from .feed import TextFeed
+from .llm import LLMClient
+from .pipeline import StreamTuning
+from .tokens import Frame, FrameParser
+
+__all__ = [
+    "AudioChunk",
+    "Codec",
+    "DecoderService",
+    "Engine",
+    "Flushed",
+    "Frame",
+    "FrameParser",
+    "LLMClient",
+    "PassThroughCodec",
+    "PlayoutClock",
+    "SegmentFinished",
+    "SegmentStarted",
+    "SnacCodec",
+    "SnacCodes",
+    "StreamTuning",
+    "SynthesisEvent",
+    "TextFeed",
+    "build_engine",
+    "load_codec",
+    "save_random_snac",
+    "stream_tuning",
+]

@@ -1,0 +1,33 @@
+"""An engine put together from the server's settings: codec, decoder service, LLM client."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .codec import load_codec
+from .decoder import DecoderService
+from .engine import Engine
+from .llm import LlmApi, LLMClient
+from .pipeline import StreamTuning
+
+
+def stream_tuning(settings: Settings, device: str) -> StreamTuning:
+    """The chunk schedule's knobs for a codec on ``device``."""
+    return StreamTuning(max_new_frames=settings.new_frames_cap(device),
+                        margin_s=settings.margin_s(device),
+                        max_batch_wait_s=settings.batch_wait_s(device))
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine for these settings (loads the decoder's weights)."""
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    codec = load_codec(settings.snac_model, settings.device, kind=settings.codec,
+                       noise=settings.decoder_noise, graphs=settings.snac_graphs)
+    decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
+    api: LlmApi = "openai" if settings.llm_api == "openai" else "llama"
+    llm = LLMClient(settings.llm_url, api, model=settings.llm_model,
+                    read_timeout_s=settings.llm_timeout)
+    return Engine(llm, decoder, voices=settings.voice_list,
+                  tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead)

@@ -1,0 +1,54 @@
+"""What a synthesis yields, in order: per segment ``SegmentStarted``, its ``AudioChunk``s and
+``SegmentFinished``; ``Flushed`` where the text source asked to know that everything before a
+point has been delivered (``TextFeed.flush``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStarted:
+    segment: int
+    text: str
+
+
+@dataclass(slots=True)
+class AudioChunk:
+    """Int16 PCM at 24 kHz of frames ``frame_start..frame_start+frames`` of a segment."""
+
+    pcm: np.ndarray
+    segment: int
+    frame_start: int
+    frames: int
+    final: bool
+    ready_at: float
+    window_ready_at: float  # when the token completing the window arrived
+    decode_s: float  # the decode call's own time
+
+    @property
+    def samples(self) -> int:
+        return int(self.pcm.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFinished:
+    segment: int
+    text: str
+    frames: int
+    samples: int
+    started_at: float
+    first_audio_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """Every segment released before the flush named ``mark`` has been delivered."""
+
+    mark: str | None
+
+
+SynthesisEvent = SegmentStarted | AudioChunk | SegmentFinished | Flushed

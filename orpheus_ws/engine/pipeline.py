@@ -1,0 +1,227 @@
+"""One segment: an LLM generation -> frames -> decoded PCM chunks, as an async iterator.
+
+Tokens are read by a producer task while the consumer decodes, so generation never waits for
+decoding. Leaving the iterator early cancels the producer, which closes the LLM request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..exceptions import BackendProtocolError, InvalidAudioToken, OrpheusError
+from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..params import SamplingParams
+from .clock import PlayoutClock
+from .codes import SnacCodes
+from .decoder import DecoderService
+from .events import AudioChunk
+from .llm import LLMClient
+from .schedule import ChunkSchedule, affordable_frames
+from .tokens import Frame, FrameParser
+
+# Frames of left history a window may carry so the decoder can pad it to share a call.
+HISTORY_FRAMES = 32
+# How urgent a window after the first is when nobody models its listener (an HTTP request): as
+# if it had this much audio in hand, so it yields to listeners about to run dry, not for long.
+UNCLOCKED_IN_HAND_S = 0.5
+FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTuning:
+    """Knobs of the chunk schedule and batching (measured in BENCHMARKS.md)."""
+
+    max_new_frames: int = 16
+    max_batch_wait_s: float = 0.05
+    margin_s: float = 0.1
+    initial_frame_interval_s: float = 7 / 82
+
+
+async def stream_segment(
+    llm: LLMClient,
+    decoder: DecoderService,
+    *,
+    voice: str,
+    text: str,
+    params: SamplingParams,
+    segment: int = 0,
+    clock: PlayoutClock | None = None,
+    tuning: StreamTuning = StreamTuning(),
+    delivers: bool = True,
+    current: asyncio.Event | None = None,
+) -> AsyncGenerator[AudioChunk, None]:
+    """The segment's audio, every frame exactly once: F frames give F x 2048 samples.
+
+    ``delivers``: each chunk goes to the listener as it is yielded, so it counts on ``clock``;
+    a caller that holds chunks back (a segment generated ahead) counts them itself on delivery.
+    ``current``: while it is not set, the segment is generated ahead of the one being heard:
+    its frames are gathered but not decoded, since its audio isn't due yet and decoding it later
+    takes fewer, larger windows.
+    ``clock=None`` means no one is listening in real time (a whole-file request): windows are
+    as large and batched as the tuning allows.
+    """
+    generation = _Generation(llm, voice, text, params, segment)
+    frames, arrivals, wake = generation.frames, generation.arrivals, generation.wake
+    schedule = ChunkSchedule(max_new_frames=tuning.max_new_frames)
+    pad = decoder.pad_windows
+    per_frame_s = decoder.seconds_per_frame  # a call's own time per frame of window
+    queue_s = 0.0  # time a window waits behind other streams' calls, whatever its length
+    codes = SnacCodes.empty()
+    invited = False  # the decoder asked this stream to join a call it is making
+    try:
+        if current is not None:  # generated ahead: decode once its turn comes
+            await current.wait()
+        with decoder.stream():
+            while True:
+                wake.clear()
+                ended = generation.ended
+                ready = schedule.ready(len(frames))
+                plan = _plan(clock, arrivals, per_frame_s, queue_s, tuning, ready,
+                             first=schedule.emitted == 0)
+                if invited and ready and not plan.exact:  # ride a call being made anyway
+                    plan = plan._replace(target=ready, exact=True)
+                invited = False
+                window = schedule.next_window(len(frames), ended, plan.target, exact=plan.exact)
+                if window is None:
+                    if ended:
+                        break
+                    if not ready or plan.exact:  # nothing to bring, or filling the buffer
+                        await wake.wait()
+                        continue
+                    ticket = decoder.stand_by(wake)
+                    try:
+                        await wake.wait()
+                    finally:
+                        decoder.withdraw(ticket)
+                    invited = ticket.invited
+                    continue
+                codes = codes.extended(frames[codes.frames :])
+                first = max(0, window.end - HISTORY_FRAMES) if pad else window.start
+                submitted = time.monotonic()
+                decoded = await decoder.decode(
+                    codes.window(first, window.end), first=first, need=window.frames,
+                    emit_start=window.emit_start, emit_end=window.emit_end,
+                    max_wait_s=plan.wait_s, in_hand_s=_in_hand(clock, window.emit_start),
+                )
+                now = time.monotonic()
+                # What a window costs this stream: the call, by its length, and the queue
+                # behind other streams' calls, which does not grow with the length (not the
+                # wait for batch company it chose: the schedule plans with that).
+                per_frame_s += 0.3 * (decoded.call_s / window.frames - per_frame_s)
+                queue_s += 0.3 * (max(0.0, now - submitted - plan.wait_s - decoded.call_s)
+                                  - queue_s)
+                final = generation.ended and window.emit_end == len(frames)
+                if clock is not None and delivers:
+                    clock.sent(decoded.pcm.shape[0], now)
+                yield AudioChunk(
+                    pcm=decoded.pcm, segment=segment, frame_start=window.emit_start,
+                    frames=window.new_frames, final=final, ready_at=now,
+                    window_ready_at=arrivals[window.end - 1], decode_s=decoded.call_s,
+                )
+        if generation.error is not None:
+            raise generation.error
+        if not frames:
+            raise BackendProtocolError("the LLM backend produced no audio for the segment")
+    finally:
+        await generation.stop()
+
+
+class _Generation:
+    """One segment's LLM generation, read into frames by a task of its own (so generation
+    never waits for decoding); ``wake`` is set at each new frame and at the end."""
+
+    def __init__(self, llm: LLMClient, voice: str, text: str, params: SamplingParams,
+                 segment: int) -> None:
+        self.frames: list[Frame] = []
+        self.arrivals: list[float] = []
+        self.ended = False
+        self.error: OrpheusError | None = None
+        self.wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            self._read(llm, voice, text, params), name=f"llm-segment-{segment}")
+
+    async def _read(self, llm: LLMClient, voice: str, text: str,
+                    params: SamplingParams) -> None:
+        parser = FrameParser()
+        try:
+            async for ids in llm.stream_tokens(voice, text, params):
+                got = parser.feed(ids)
+                if got:
+                    self.frames.extend(got)
+                    self.arrivals.extend([time.monotonic()] * len(got))
+                    self.wake.set()
+        except InvalidAudioToken as exc:
+            error = BackendProtocolError("the LLM backend streamed invalid audio tokens")
+            error.__cause__ = exc
+            self.error = error
+        except OrpheusError as exc:
+            self.error = exc
+        finally:
+            self.ended = True
+            self.wake.set()
+
+    async def stop(self) -> None:
+        """Closes the LLM request if it is still running."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def _in_hand(clock: PlayoutClock | None, emit_start: int) -> float:
+    """Audio the window's listener still has to play: how urgent the window is. Without a
+    listener model (HTTP), first audio is as urgent as anyone's and the rest can wait a while."""
+    if clock is not None:
+        return clock.buffered_s()
+    return 0.0 if emit_start == 0 else UNCLOCKED_IN_HAND_S
+
+
+class Plan(NamedTuple):
+    target: int  # new frames to wait for
+    wait_s: float  # how long the window may wait for batch company
+    exact: bool = False  # exactly ``target`` frames (else a power of two)
+
+
+def _plan(
+    clock: PlayoutClock | None,
+    arrivals: list[float],
+    per_frame: float,
+    queue_s: float,
+    tuning: StreamTuning,
+    ready: int,
+    *,
+    first: bool = False,
+) -> Plan:
+    """The next window's size and how long it may wait for batch company.
+
+    A window waits only as long as the listener's audio in hand allows, so an utterance's first
+    window (nothing in hand) holds one frame and never waits, while a later segment's first
+    window, with the earlier segments' audio in hand, may hold more frames and wait. Between
+    the first frame and the listener's start, the frames that fill its jitter buffer go in one
+    window.
+    """
+    if clock is None:  # first audio as early as possible, then the largest windows
+        return Plan(1 if first else tuning.max_new_frames, tuning.max_batch_wait_s)
+    interval = tuning.initial_frame_interval_s
+    if len(arrivals) >= 4:
+        span = arrivals[-1] - arrivals[-4]
+        interval = max(span / 3, 0.0)
+    held = clock.buffered_s()
+    if clock.started is None and held > 0:
+        # Nothing plays until the listener's jitter buffer fills: the frames that fill it
+        # leave in one window as soon as they are in (the earliest start), and until then a
+        # window may wait for company at no cost to anyone.
+        missing = math.ceil((clock.start_after_s - held) / FRAME_S - 1e-9)
+        wait = (missing - ready) * interval
+        return Plan(max(1, missing), max(0.0, min(tuning.max_batch_wait_s, wait)), exact=True)
+    buffered = held - queue_s
+    target = affordable_frames(buffered, interval, per_frame, ready=ready,
+                               margin_s=tuning.margin_s, cap=tuning.max_new_frames)
+    slack = buffered - tuning.margin_s - (target + 2) * per_frame
+    return Plan(target, max(0.0, min(tuning.max_batch_wait_s, slack)))
+

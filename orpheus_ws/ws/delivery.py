@@ -1,0 +1,164 @@
+"""One context's delivery: its text into the engine, the engine's events onto the socket
+(protocol.md: segments, flush, done, binary frames). No socket: it writes to an Outbox.
+
+The delivery owns what delivering counts (samples queued and sent, frames, sequence numbers,
+first audio); the context's protocol state stays on the session's ``Context``, and its text
+in the engine's ``TextFeed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+
+import numpy as np
+
+from ..audio import FormatConverter
+from ..engine import (
+    AudioChunk,
+    Engine,
+    Flushed,
+    PlayoutClock,
+    SegmentFinished,
+    SegmentStarted,
+    TextFeed,
+)
+from ..exceptions import OrpheusError
+from ..formats import SAMPLE_RATE
+from . import events
+from .outbox import Outbox
+from .protocol import FLAG_SEGMENT_END, FLAG_SEGMENT_START, encode_audio_frame
+from .session import Context, ContextState
+
+log = logging.getLogger("orpheus_ws.ws")
+
+
+class Delivery:
+    """Feeds a context's text to the engine and sends what comes back, in order."""
+
+    def __init__(self, context: Context[Delivery], engine: Engine, outbox: Outbox) -> None:
+        self.context = context
+        self.engine = engine
+        self.outbox = outbox
+        options = context.options
+        self.feed = TextFeed(max_tokens=options.params.max_tokens, buffering=options.buffering,
+                             idle_flush_s=options.buffer_delay_ms / 1000)
+        self.converter = FormatConverter(options.format)
+        self.sample_rate = options.format.sample_rate
+        self.first_audio_at: float | None = None
+        self.samples_queued = 0  # in the context's format, queued on the socket
+        self.samples_sent = 0  # of those, written to the socket
+        self.source_samples = 0  # at 24 kHz
+        self.frames = 0
+        self.segments = 0  # segments delivered in full
+        self.sequence = 0
+        self._segment_samples = 0
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Text or audio still to deliver."""
+        return self.feed.busy
+
+    def start(self) -> asyncio.Task[None]:
+        self.task = asyncio.ensure_future(self.run())
+        return self.task
+
+    async def run(self) -> None:
+        context = self.context
+        options = context.options
+        try:
+            async for item in self.engine.synthesize(
+                self.feed, voice=options.voice, params=options.params,
+                clock=PlayoutClock(options.client_buffer_ms / 1000),
+            ):
+                if isinstance(item, AudioChunk):
+                    await self.outbox.wait_for_room()
+                    flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
+                        (FLAG_SEGMENT_END if item.final else 0)
+                    self.send_audio(self.converter.convert(item.pcm), item.segment, flags, item)
+                    self.frames += item.frames
+                    self.source_samples += item.samples
+                elif isinstance(item, SegmentStarted):
+                    self._segment_samples = 0
+                    self.outbox.put(events.dumps(events.segment_started(
+                        context.id, item.segment, item.text)))
+                elif isinstance(item, SegmentFinished):
+                    self.segment_finished(item)
+                elif isinstance(item, Flushed):
+                    self.drain()
+                    self.outbox.put(events.dumps(events.flushed(
+                        context.id, item.mark, self.samples_queued)))
+            self.drain()
+            context.move(ContextState.DONE)
+            self.outbox.put(events.dumps(events.done(
+                context.id, samples=self.samples_queued, sample_rate=self.sample_rate,
+                frames=self.frames, source_samples=self.source_samples,
+                segments=self.segments, ttfa_ms=self.ttfa_ms())))
+        except OrpheusError as exc:
+            if context.live:
+                context.move(ContextState.FAILED)
+                log.warning("context %s failed: %s", context.id, exc)
+                self.outbox.put(events.dumps(events.error(exc.code, str(exc),
+                                                          context_id=context.id)))
+        except Exception:
+            log.exception("context %s failed unexpectedly", context.id)
+            if context.live:
+                context.move(ContextState.FAILED)
+                self.outbox.put(events.dumps(events.error(
+                    "internal_error", "internal error", context_id=context.id)))
+
+    def segment_finished(self, item: SegmentFinished) -> None:
+        self.segments += 1
+        self.outbox.put(events.dumps(events.segment_finished(
+            self.context.id, item.segment, item.text, samples=self._segment_samples,
+            source_samples=item.samples, frames=item.frames, sample_rate=self.sample_rate,
+            ttfa_ms=round((item.first_audio_at - item.started_at) * 1000, 1),
+            generation_ms=round((item.finished_at - item.started_at) * 1000, 1))))
+
+    def drain(self) -> None:
+        """Sends what the resampler still holds and starts a fresh one."""
+        if self.sample_rate == SAMPLE_RATE:
+            return
+        tail = self.converter.convert(np.zeros(0, dtype=np.int16), last=True)
+        self.converter = FormatConverter(self.context.options.format)
+        if tail:
+            self.send_audio(tail, max(0, self.segments - 1), 0)
+
+    def send_audio(self, payload: bytes, segment: int, flags: int,
+                   chunk: AudioChunk | None = None) -> None:
+        """One binary frame (protocol.md, "Binary audio frames")."""
+        context = self.context
+        if not context.live or not payload:
+            return
+        fmt = context.options.format
+        samples = len(payload) // fmt.bytes_per_sample
+        frame = encode_audio_frame(context.id, payload, encoding=fmt.encoding,
+                                   sample_rate=fmt.sample_rate,
+                                   sample_offset=self.samples_queued,
+                                   sequence=self.sequence, segment=segment, flags=flags)
+        self.sequence += 1
+        self.samples_queued += samples
+        self._segment_samples += samples
+        first = self.first_audio_at is None
+        if first:
+            self.first_audio_at = time.monotonic()
+        self.outbox.put(frame, self, functools.partial(
+            self._sent, samples, chunk if first else None))
+
+    def _sent(self, samples: int, first_audio: AudioChunk | None, sent_at: float) -> None:
+        self.samples_sent += samples
+        if first_audio is not None:  # the server-added latency (BENCHMARKS.md)
+            self.engine.record_first_audio(first_audio, sent_at)
+
+    def cancelled_event(self) -> str:
+        """``cancelled``, made when sent so that it counts every frame written before it."""
+        return events.dumps(events.cancelled(self.context.id, self.samples_sent,
+                                             self.sample_rate))
+
+    def ttfa_ms(self) -> float | None:
+        if self.first_audio_at is None:
+            return None
+        return round((self.first_audio_at - self.context.created_at) * 1000, 1)

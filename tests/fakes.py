@@ -1,0 +1,117 @@
+"""Test fakes and helpers shared by the unit tests: codecs, decoders, codes, comparisons."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+
+from orpheus_ws.engine.codec import Codec, SnacCodec
+from orpheus_ws.engine.codes import SnacCodes
+from orpheus_ws.engine.decoder import DecoderService, to_int16
+
+LONG_WAIT = 30.0  # a deadline that never comes: the batch cap starts the call
+
+
+class ConstantCodec:
+    """Fast and exact: every frame decodes to 2048 samples of c0 / 4096."""
+
+    name = "constant"
+    device = "cpu"
+    fast_lengths: tuple[int, ...] = ()
+    model_source: str | None = None
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
+
+
+class FailingCodec(ConstantCodec):
+    """A decoder that fails every call, as a GPU out of memory would."""
+
+    name = "failing"
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        raise RuntimeError("CUDA error: out of memory")
+
+
+class FakeCodec(ConstantCodec):
+    """Decodes as ConstantCodec, so a result names its frame's code; records the c0 of every
+    call and raises on any window holding the code ``fail_on``."""
+
+    name = "fake"
+
+    def __init__(self, *, fail_on: int | None = None, device: str = "cpu") -> None:
+        self.device = device
+        self.fail_on = fail_on
+        self.calls: list[np.ndarray] = []
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        self.calls.append(c0.copy())
+        assert c1.shape == (c0.shape[0], 2 * c0.shape[1])
+        assert c2.shape == (c0.shape[0], 4 * c0.shape[1])
+        if self.fail_on is not None and (c0 == self.fail_on).any():
+            raise RuntimeError("secret internal failure text")
+        return super().decode(c0, c1, c2)
+
+
+class Recording:
+    """Wraps a codec and records the shape of each call."""
+
+    def __init__(self, inner: Codec) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.device = inner.device
+        self.fast_lengths = inner.fast_lengths
+        self.model_source = inner.model_source
+        self.shapes: list[tuple[int, ...]] = []
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        self.shapes.append(c0.shape)
+        return self.inner.decode(c0, c1, c2)
+
+
+def stream_codes(seed: int, frames: int) -> SnacCodes:
+    rng = np.random.default_rng(seed)
+    return SnacCodes(rng.integers(0, 4000, frames), rng.integers(0, 4096, 2 * frames),
+                     rng.integers(0, 4096, 4 * frames))
+
+
+def window(codes: SnacCodes, start: int, end: int) -> SnacCodes:
+    return codes.window(start, end)
+
+
+def fake_pcm(c0: np.ndarray) -> np.ndarray:
+    return to_int16(np.repeat(c0.astype(np.float32) / 4096, 2048))
+
+
+def alone(codec: SnacCodec, codes: SnacCodes, start: int, end: int) -> np.ndarray:
+    """Int16 PCM of frames start..end decoded by themselves."""
+    return to_int16(codec.decode(*SnacCodes.batch([codes.window(start, end)]))[0])
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    want64 = want.astype(np.float64)
+    return float(np.linalg.norm(got.astype(np.float64) - want64) / np.linalg.norm(want64))
+
+
+@contextlib.asynccontextmanager
+async def decoders(*, company: int = 0) -> AsyncIterator[Callable[..., DecoderService]]:
+    """Makes decoder services, each with ``company`` streams registered as decoding (so that
+    windows wait for company), and closes them all at the end."""
+    made: list[DecoderService] = []
+    with contextlib.ExitStack() as streams:
+
+        def make(codec: Codec, **options: Any) -> DecoderService:
+            decoder = DecoderService(codec, **options)
+            for _ in range(company):
+                streams.enter_context(decoder.stream())
+            made.append(decoder)
+            return decoder
+
+        try:
+            yield make
+        finally:
+            for decoder in made:
+                await decoder.close()
