@@ -20,7 +20,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from orpheus_ws.audio import alaw_encode, mulaw_encode
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
-from orpheus_ws.ws_protocol import encode_audio_frame
+from orpheus_ws.ws.protocol import encode_audio_frame
 
 from ..e2e.harness import ServerProcess, serve_command
 from ..utils import scaled
