@@ -24,7 +24,7 @@ class AudioFormat:
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
-        if self.sample_rate not in SAMPLE_RATES:
+        if type(self.sample_rate) is not int or self.sample_rate not in SAMPLE_RATES:
             raise ValueError(f"sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}")
         if self.encoding in ("mulaw", "alaw") and self.sample_rate != 8000:
             raise ValueError(f"{self.encoding} is sent at 8000 Hz only")

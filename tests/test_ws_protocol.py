@@ -232,6 +232,8 @@ def test_the_ends_of_each_range_are_accepted(overrides: dict[str, Any]) -> None:
     ({"format": {"encoding": "mp3"}}, "format"),
     ({"format": {"sample_rate": 12345}}, "format"),
     ({"format": {"sample_rate": "16000"}}, "format"),
+    ({"format": {"sample_rate": 16000.0}}, "format"),
+    ({"format": {"sample_rate": True}}, "format"),
     ({"format": {"encoding": "mulaw", "sample_rate": 16000}}, "format"),
     ({"buffering": "sometimes"}, "buffering"),
     ({"buffering": None}, "buffering"),
@@ -308,6 +310,9 @@ def good_frame() -> bytes:
     bytes([2]) + good_frame()[1:],  # version 2
     good_frame()[:1] + bytes([4]) + good_frame()[2:],  # encoding 4
     good_frame()[:2] + struct.pack("<H", 400) + good_frame()[4:],  # header past the end
+    good_frame()[:2] + struct.pack("<H", 0) + good_frame()[4:],  # header inside the fields
+    good_frame()[:2] + struct.pack("<H", 26) + good_frame()[4:],  # not a multiple of 4
+    good_frame()[:21] + bytes([0]) + good_frame()[22:],  # no context id
 ])
 def test_a_bogus_frame_is_a_value_error(frame: bytes) -> None:
     with pytest.raises(ValueError):

@@ -243,7 +243,8 @@ def decode_audio_frame(frame: bytes) -> tuple[FrameHeader, bytes]:
     if len(frame) < _HEADER.size:
         raise ValueError("frame shorter than its header")
     version, enc, length, rate, offset, seq, flags, cid_len, segment = _HEADER.unpack_from(frame)
-    if version != FRAME_VERSION or enc >= len(ENCODINGS) or length > len(frame):
+    if (version != FRAME_VERSION or enc >= len(ENCODINGS) or length > len(frame)
+            or length % 4 or length < _HEADER.size + cid_len or not 1 <= cid_len <= 64):
         raise ValueError("not an orpheus_ws audio frame")
     cid = bytes(frame[_HEADER.size : _HEADER.size + cid_len]).decode()
     header = FrameHeader(ENCODINGS[enc], rate, offset, seq, flags, segment, cid, length)
