@@ -20,6 +20,11 @@ from orpheus_ws.engine.codec import (
 from orpheus_ws.exceptions import DecoderError
 
 
+def network(codec: SnacCodec) -> torch.nn.Module:
+    net = codec.network
+    assert isinstance(net, torch.nn.Module)
+    return net
+
 def random_codes(seed: int, batch: int, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return (rng.integers(0, 4096, (batch, frames)), rng.integers(0, 4096, (batch, 2 * frames)),
@@ -33,7 +38,7 @@ def test_save_random_snac_writes_the_published_layout(snac_dir: Path) -> None:
 
 def test_snac_codec_loads_the_folder_weights(snac_dir: Path, snac_codec: SnacCodec) -> None:
     saved = torch.load(snac_dir / "pytorch_model.bin", map_location="cpu")
-    loaded = snac_codec._net.state_dict()
+    loaded = network(snac_codec).state_dict()
     # every saved tensor is in the network (noise blocks, replaced by identities, excepted);
     # weight-normed weights are baked from their saved g and v
     checked = 0
@@ -161,7 +166,7 @@ def test_graph_path_pads_batches_to_buckets_and_runs_uncaptured_shapes_eagerly(
     monkeypatch.setattr("orpheus_ws.engine.codec.GRAPH_BATCHES", (1, 4))
     monkeypatch.setattr("orpheus_ws.engine.codec.GRAPH_LENGTHS", (3,))
     codec = SnacCodec(str(snac_dir), "cpu", noise=False, graphs=True)
-    assert codec._captured == {(1, 3), (4, 3)}
+    assert codec.captured_shapes == {(1, 3), (4, 3)}
     assert codec.fast_lengths == (3,)  # the decoder rounds padded calls up to these
     calls.clear()
     batch = random_codes(7, 3, 3)
@@ -187,7 +192,7 @@ def test_inference_preparation_keeps_the_output(snac_dir: Path, snac_codec: Snac
             if isinstance(child, NoiseBlock):
                 setattr(parent, name, torch.nn.Identity())
     assert any(isinstance(m, Snake1d) for m in original.modules())
-    assert not any(isinstance(m, Snake1d) for m in snac_codec._net.modules())
+    assert not any(isinstance(m, Snake1d) for m in network(snac_codec).modules())
     for frames in (2, 5):
         codes = random_codes(frames, 2, frames)
         with torch.inference_mode():

@@ -132,6 +132,16 @@ class SnacCodec:
                                            dynamic=False)
             self.warm_up()
 
+    @property
+    def network(self) -> object:
+        """The prepared ``torch.nn.Module`` that decodes (for inspection; do not mutate)."""
+        return self._net
+
+    @property
+    def captured_shapes(self) -> frozenset[tuple[int, int]]:
+        """The (batch bucket, window length) shapes captured as CUDA graphs."""
+        return frozenset(self._captured)
+
     def warm_up(self) -> None:
         """Captures every (batch bucket, window length) once, before serving."""
         for batch in GRAPH_BATCHES:

@@ -82,7 +82,7 @@ async def stream_segment(
                 wake.clear()
                 ended = generation.ended
                 ready = schedule.ready(len(frames))
-                plan = _plan(clock, arrivals, per_frame_s, queue_s, tuning, ready,
+                plan = plan_window(clock, arrivals, per_frame_s, queue_s, tuning, ready,
                              first=schedule.emitted == 0)
                 if invited and ready and not plan.exact:  # ride a call being made anyway
                     plan = plan._replace(target=ready, exact=True)
@@ -107,7 +107,7 @@ async def stream_segment(
                 decoded = await decoder.decode(
                     codes.window(first, window.end), first=first, need=window.frames,
                     emit_start=window.emit_start, emit_end=window.emit_end,
-                    max_wait_s=plan.wait_s, in_hand_s=_in_hand(clock, window.emit_start),
+                    max_wait_s=plan.wait_s, in_hand_s=audio_in_hand(clock, window.emit_start),
                 )
                 now = time.monotonic()
                 # What a window costs this stream: the call, by its length, and the queue
@@ -173,7 +173,7 @@ class _Generation:
             await self._task
 
 
-def _in_hand(clock: PlayoutClock | None, emit_start: int) -> float:
+def audio_in_hand(clock: PlayoutClock | None, emit_start: int) -> float:
     """Audio the window's listener still has to play: how urgent the window is. Without a
     listener model (HTTP), first audio is as urgent as anyone's and the rest can wait a while."""
     if clock is not None:
@@ -187,7 +187,7 @@ class Plan(NamedTuple):
     exact: bool = False  # exactly ``target`` frames (else a power of two)
 
 
-def _plan(
+def plan_window(
     clock: PlayoutClock | None,
     arrivals: list[float],
     per_frame: float,

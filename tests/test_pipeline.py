@@ -20,8 +20,8 @@ from orpheus_ws.engine.llm import LLMClient
 from orpheus_ws.engine.pipeline import (
     UNCLOCKED_IN_HAND_S,
     StreamTuning,
-    _in_hand,
-    _plan,
+    audio_in_hand,
+    plan_window,
     stream_segment,
 )
 from orpheus_ws.engine.schedule import affordable_frames
@@ -249,10 +249,10 @@ def test_queueing_behind_other_streams_costs_time_not_time_per_frame() -> None:
     clock.sent(24000)  # one second in hand
     arrivals = [0.0, 0.07, 0.14, 0.21]  # a frame every 70 ms
     tuning = StreamTuning(max_new_frames=16, margin_s=0.05)
-    target = _plan(clock, arrivals, 0.01, 0.3, tuning, 0).target
+    target = plan_window(clock, arrivals, 0.01, 0.3, tuning, 0).target
     in_hand = clock.buffered_s()
     assert target == affordable_frames(in_hand - 0.3, 0.07, 0.01, margin_s=0.05, cap=16)
-    assert target < _plan(clock, arrivals, 0.01, 0.0, tuning, 0).target
+    assert target < plan_window(clock, arrivals, 0.01, 0.0, tuning, 0).target
     assert target > affordable_frames(in_hand, 0.07, 0.01 + 0.3 / 4, margin_s=0.05, cap=16)
 
 
@@ -263,28 +263,29 @@ def test_the_frames_that_fill_the_jitter_buffer_leave_together() -> None:
     clock = PlayoutClock(start_after_s=0.2)
     tuning = StreamTuning(max_new_frames=16, margin_s=0.05, max_batch_wait_s=0.5)
     arrivals = [0.0, 0.07, 0.14, 0.21]
-    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 1, first=True) == (1, 0.0, False)  # frame 0
+    # frame 0
+    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 1, first=True) == (1, 0.0, False)
     clock.sent(2048)  # 85 ms held of 200: two more frames fill it
     assert clock.started is None
-    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 2) == (2, 0.0, True)
-    target, wait, exact = _plan(clock, arrivals, 0.01, 0.0, tuning, 1)
+    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 2) == (2, 0.0, True)
+    target, wait, exact = plan_window(clock, arrivals, 0.01, 0.0, tuning, 1)
     assert (target, exact) == (2, True) and wait == pytest.approx(0.07)
     clock.sent(2 * 2048)
     assert clock.started is not None  # playing: the usual schedule from here
     # a 300 ms buffer: three frames after frame 0, in one window (not two and one)
     clock = PlayoutClock(start_after_s=0.3)
     clock.sent(2048)
-    assert _plan(clock, arrivals, 0.01, 0.0, tuning, 3) == (3, 0.0, True)
+    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 3) == (3, 0.0, True)
 
 
 def test_urgency_follows_the_listener() -> None:
     clock = PlayoutClock()
-    assert _in_hand(clock, 0) == 0.0
+    assert audio_in_hand(clock, 0) == 0.0
     clock.sent(24000)
-    assert _in_hand(clock, 5) == pytest.approx(1.0, abs=0.05)
+    assert audio_in_hand(clock, 5) == pytest.approx(1.0, abs=0.05)
     # no listener model (HTTP): first audio is urgent, the rest can wait a while
-    assert _in_hand(None, 0) == 0.0
-    assert _in_hand(None, 4) == UNCLOCKED_IN_HAND_S
+    assert audio_in_hand(None, 0) == 0.0
+    assert audio_in_hand(None, 4) == UNCLOCKED_IN_HAND_S
 
 
 async def test_streams_that_ride_other_calls_still_emit_every_frame_once(
