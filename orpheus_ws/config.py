@@ -11,13 +11,21 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 DEFAULT_VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
+# Orpheus 3B, the English fine-tune, one Q4_K_M GGUF (2 GB): llama.cpp's default quant, the
+# smallest download of the published ones, and fast enough on a CPU to try it (README).
+DEFAULT_MODEL = "isaiahbjork/orpheus-3b-0.1-ft-Q4_K_M-GGUF"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 9100
-    llm_url: str = "http://localhost:8090"
+    # Empty: `orpheus-ws serve` runs llama-server itself (the managed backend) with:
+    llm_url: str = ""
+    model: str = DEFAULT_MODEL
+    llama_server: str = ""
+    streams: int = 8
+    llama_args: str = ""  # shell-quoted, from the repeatable --llama-arg
     llm_api: str = "llama"
     llm_model: str = "orpheus"
     llm_timeout: float = 30.0
@@ -118,6 +126,8 @@ class Settings:
             raise ValueError("snac_graphs must be auto, on or off")
         if self.codec not in ("snac", "passthrough"):
             raise ValueError("codec must be snac or passthrough")
+        if self.streams < 1:
+            raise ValueError("streams must be at least 1")
         if not self.voice_list:
             raise ValueError("at least one voice is needed")
         if self.default_voice not in self.voice_list:

@@ -17,17 +17,20 @@ def stream_tuning(settings: Settings, device: str) -> StreamTuning:
                         max_batch_wait_s=settings.batch_wait_s(device))
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The engine for these settings (loads the decoder's weights)."""
-    if settings.torch_threads > 0:
+def build_engine(settings: Settings, *, llm_url: str | None = None,
+                 torch_threads: int | None = None) -> Engine:
+    """The engine for these settings (loads the decoder's weights); ``llm_url`` and
+    ``torch_threads`` replace the settings' (a managed llama-server's URL and share of cores)."""
+    threads = settings.torch_threads if torch_threads is None else torch_threads
+    if threads > 0:
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(threads)
     codec = load_codec(settings.snac_model, settings.device, kind=settings.codec,
                        noise=settings.decoder_noise, graphs=settings.snac_graphs)
     decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
     api: LlmApi = "openai" if settings.llm_api == "openai" else "llama"
-    llm = LLMClient(settings.llm_url, api, model=settings.llm_model,
+    llm = LLMClient(llm_url or settings.llm_url, api, model=settings.llm_model,
                     read_timeout_s=settings.llm_timeout)
     return Engine(llm, decoder, voices=settings.voice_list,
                   tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead)

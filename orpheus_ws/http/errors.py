@@ -19,6 +19,8 @@ from ..exceptions import (
     ValidationError,
 )
 
+RETRY_AFTER_S = 2  # a restarting llama-server is usually back by then (README)
+
 
 def error_response(exc: Exception) -> JSONResponse:
     """The one place where exceptions become HTTP statuses."""
@@ -34,7 +36,8 @@ def error_response(exc: Exception) -> JSONResponse:
         detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}]
         return JSONResponse({"error": body, "detail": detail}, status_code=status)
     if isinstance(exc, BackendUnavailable):
-        status = 503
+        return JSONResponse({"error": body, "detail": body["message"]}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
     elif isinstance(exc, BackendError):
         status = 502
     elif isinstance(exc, DecoderError):

@@ -115,6 +115,10 @@ class HttpApi:
     async def health(self, request: Request) -> Response:
         info = await engine_of(request).health()
         ok = info["backend"]["status"] == "ok"
+        managed = request.state.managed
+        if managed is not None:  # the llama-server this server runs
+            info["llama_server"] = managed.health()
+            ok = ok and info["llama_server"]["state"] == "ready"
         return JSONResponse({"status": "healthy" if ok else "degraded", **info})
 
     async def stats(self, request: Request) -> Response:
