@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from .compat.openai_speech import OpenAISpeech
 from .config import Settings
 from .engine import Engine, build_engine
 from .http.seed_api import HttpApi
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     ws = WebSocketEndpoint(settings)
     routes: list[Route | Mount | WebSocketRoute] = [
         *HttpApi(settings.default_voice).routes(),
+        *OpenAISpeech(settings).routes(),
         WebSocketRoute("/api/tts/ws", ws),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
@@ -82,7 +84,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
                              allow_headers=["*"],
                              expose_headers=["X-Processing-Time-Ms", "X-TTFA-Ms",
-                                             "X-Audio-Duration-Seconds"])]
+                                             "X-Audio-Duration-Seconds", "x-request-id"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.ws_endpoint = ws
     return app

@@ -33,6 +33,7 @@ class Settings:
     device: str = "auto"
     voices: str = ",".join(DEFAULT_VOICES)
     default_voice: str = "tara"
+    voice_map: str = ""  # vendor voice names onto Orpheus voices, "alloy=leah,ash=zac"
     torch_threads: int = 0
     # Decoder service and chunk schedule (BENCHMARKS.md measures them).
     codec: str = "snac"
@@ -130,6 +131,8 @@ class Settings:
             raise ValueError("streams must be at least 1")
         if not self.voice_list:
             raise ValueError("at least one voice is needed")
+        if any("=" not in pair for pair in self.voice_map.split(",") if pair.strip()):
+            raise ValueError("voice_map must be NAME=VOICE pairs separated by commas")
         if self.default_voice not in self.voice_list:
             raise ValueError(f"default voice {self.default_voice!r} is not in the voice list")
 

@@ -8,20 +8,17 @@ request's task, which aborts its generations.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from ..audio import wav_bytes
@@ -31,51 +28,9 @@ from ..formats import SAMPLE_RATE
 from ..params import TTSRequest, parse_tts_request
 from ..vocabulary import EMOTION_TAGS
 from .errors import error_response
+from .glue import DisconnectAwareStream, engine_of, until_disconnect
 
 log = logging.getLogger("orpheus_ws.http")
-T = TypeVar("T")
-
-
-class DisconnectAwareStream(StreamingResponse):
-    """A StreamingResponse that always listens for the client leaving, whatever the ASGI
-    version, so that a stalled generation is cancelled the moment its client goes."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = asyncio.ensure_future(self.stream_response(send))
-        listen = asyncio.ensure_future(self.listen_for_disconnect(receive))
-        try:
-            await asyncio.wait({stream, listen}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stream, listen):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await asyncio.gather(stream, listen, return_exceptions=True)
-
-
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Runs ``work`` unless the client leaves first; then it is cancelled (ClientGone)."""
-
-    async def listen() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    task = asyncio.ensure_future(work)
-    listener = asyncio.ensure_future(listen())
-    try:
-        await asyncio.wait({task, listener}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            raise ClientGone()
-        return task.result()
-    finally:
-        for t in (task, listener):
-            t.cancel()
-        await asyncio.gather(task, listener, return_exceptions=True)
-
-
-def engine_of(request: Request) -> Engine:
-    """The engine the application's lifespan put in its state."""
-    engine: Engine = request.state.engine
-    return engine
 
 
 class HttpApi:

@@ -120,6 +120,10 @@ async def error_of(http: aiohttp.ClientSession, server: ServerProcess, path: str
         if response.status != 200:
             answer = await response.json()
             assert isinstance(answer["detail"], str)
+            if response.status == 503:  # worth a retry soon: say when
+                assert int(response.headers["Retry-After"]) > 0
+            else:
+                assert "Retry-After" not in response.headers
             return response.status, answer["error"]["code"]
         assert path == "/api/tts/stream", "a failing request succeeded"
         events = [event async for event in sse_events(response)]

@@ -1,0 +1,44 @@
+"""Other vendors' voice names, answered by Orpheus voices.
+
+OpenAI's clients send OpenAI voice names (pipecat refuses any other before it sends a
+request), so each of them maps to an Orpheus voice by default; the operator changes the map
+with ``--voice-map alloy=leah,ash=zac`` (``ORPHEUS_WS_VOICE_MAP``). An Orpheus voice name is
+always accepted as itself, whatever the vendor.
+"""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..exceptions import UnknownVoice
+
+# OpenAI's 13 voices onto the 8 English Orpheus voices, by the voices' character: the
+# neutral and bright ones to Orpheus' female voices, the deeper ones to its male voices.
+OPENAI_VOICES = {
+    "alloy": "tara", "ash": "dan", "ballad": "leo", "cedar": "zac", "coral": "jess",
+    "echo": "zac", "fable": "leo", "marin": "mia", "nova": "leah", "onyx": "dan",
+    "sage": "zoe", "shimmer": "mia", "verse": "leo",
+}
+
+
+class VoiceMap:
+    """Vendor voice names -> the server's Orpheus voices."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.voices = settings.voice_list
+        self.default = settings.default_voice
+        mapping = dict(OPENAI_VOICES)
+        for pair in filter(None, (p.strip() for p in settings.voice_map.split(","))):
+            name, _, voice = pair.partition("=")
+            mapping[name.strip()] = voice.strip()
+        # A voice the server doesn't offer (the multilingual models) answers as the default.
+        self.mapping = {name: voice if voice in self.voices else self.default
+                        for name, voice in mapping.items()}
+
+    def resolve(self, name: str) -> str:
+        """The Orpheus voice for ``name`` (an Orpheus voice, or a mapped vendor name)."""
+        if name in self.voices:
+            return name
+        mapped = self.mapping.get(name) or self.mapping.get(name.lower())
+        if mapped is None:
+            raise UnknownVoice(name, [*self.voices, *sorted(self.mapping)])
+        return mapped
