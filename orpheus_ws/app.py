@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from .compat.openai_speech import OpenAISpeech
+from .compat.vendor_http import VendorHttp
 from .config import Settings
 from .engine import Engine, build_engine
 from .http.seed_api import HttpApi
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     routes: list[Route | Mount | WebSocketRoute] = [
         *HttpApi(settings.default_voice).routes(),
         *OpenAISpeech(settings).routes(),
+        *VendorHttp(settings).routes(),
         WebSocketRoute("/api/tts/ws", ws),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),

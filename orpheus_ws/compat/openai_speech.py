@@ -34,12 +34,12 @@ from starlette.routing import Route
 
 from .. import params as fields
 from ..config import Settings
-from ..engine import AudioChunk, Engine
 from ..exceptions import BackendError, BackendUnavailable, OrpheusError, ValidationError
-from ..http.glue import DisconnectAwareStream, engine_of, until_disconnect
-from ..outputs import AudioOutput, OutputFormat
-from ..params import DEFAULTS, MAX_TEXT_CHARS
+from ..http.glue import DisconnectAwareStream, engine_of
+from ..outputs import OutputFormat
+from ..params import MAX_TEXT_CHARS
 from ..vocabulary import TOKENS_PER_FRAME
+from .speech import Tally, audio_pieces, first_piece, speech_response
 from .voices import VoiceMap
 
 log = logging.getLogger("orpheus_ws.openai")
@@ -54,13 +54,6 @@ class SpeechRequest:
     format: OutputFormat
     speed: float
     sse: bool
-
-
-@dataclass(slots=True)
-class Tally:
-    """What one request generated: frames, for the SSE usage."""
-
-    frames: int = 0
 
 
 class OpenAIError(Exception):
@@ -153,56 +146,26 @@ class OpenAISpeech:
             except orjson.JSONDecodeError:
                 raise OpenAIError(400, "the body is not valid JSON") from None
             req = self.parse(data)
-            tally = Tally()
-            chunks = self._audio(engine_of(request), req, tally)
-            try:  # the first audio, or the error that came instead (a status, not a stream)
-                first = await until_disconnect(request, anext(chunks))
-            except StopAsyncIteration:
-                first = b""
-            except BaseException:
-                await chunks.aclose()
-                raise
         except OpenAIError as exc:
             return exc.response(request_id)
-        except OrpheusError as exc:
-            if exc.code == "client_gone":
-                return Response(status_code=499)
-            log.warning("speech request failed: %s", exc)
+
+        def error(exc: OrpheusError) -> Response:
             return openai_error(exc).response(request_id)
-        headers = {"x-request-id": request_id, "Cache-Control": "no-cache",
-                   "X-Accel-Buffering": "no"}
-        pieces = _prepend(first, chunks)
-        if req.sse:
-            return DisconnectAwareStream(self._sse(pieces, req, tally),
-                                         media_type="text/event-stream", headers=headers)
-        return DisconnectAwareStream(self._bytes(pieces), media_type=req.format.media_type,
-                                     headers=headers)
 
-    @staticmethod
-    async def _audio(engine: Engine, req: SpeechRequest,
-                     tally: Tally) -> AsyncGenerator[bytes, None]:
-        """The encoded stream in pieces; a piece is yielded once it holds audio."""
-        output = AudioOutput(req.format, speed=req.speed)
-        pending = b""
-        async for event in engine.speak(req.text, voice=req.voice, params=DEFAULTS):
-            if isinstance(event, AudioChunk):
-                tally.frames += event.frames
-                pending += output.feed(event.pcm)
-                if pending:
-                    yield pending
-                    pending = b""
-        yield pending + output.finish()
-
-    @staticmethod
-    async def _bytes(pieces: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+        headers = {"x-request-id": request_id}
+        if not req.sse:
+            return await speech_response(request, req.text, req.voice, req.format,
+                                         speed=req.speed, error=error, headers=headers)
+        tally = Tally()
         try:
-            async for piece in pieces:
-                if piece:
-                    yield piece
-        except OrpheusError as exc:  # after the first bytes there is no status to give
-            log.warning("speech stream failed: %s", exc)
-        finally:
-            await pieces.aclose()
+            pieces = await first_piece(request, audio_pieces(
+                engine_of(request), req.text, req.voice, req.format, speed=req.speed,
+                tally=tally))
+        except OrpheusError as exc:
+            return Response(status_code=499) if exc.code == "client_gone" else error(exc)
+        return DisconnectAwareStream(self._sse(pieces, req, tally),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", **headers})
 
     @staticmethod
     async def _sse(pieces: AsyncGenerator[bytes, None], req: SpeechRequest,
@@ -225,16 +188,6 @@ class OpenAISpeech:
                                                      "type": error.kind, "code": error.code}})
         finally:
             await pieces.aclose()
-
-
-async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]
-                   ) -> AsyncGenerator[bytes, None]:
-    try:
-        yield first
-        async for piece in rest:
-            yield piece
-    finally:
-        await rest.aclose()
 
 
 def _event(payload: dict[str, Any]) -> bytes:

@@ -3,7 +3,9 @@
 OpenAI's clients send OpenAI voice names (pipecat refuses any other before it sends a
 request), so each of them maps to an Orpheus voice by default; the operator changes the map
 with ``--voice-map alloy=leah,ash=zac`` (``ORPHEUS_WS_VOICE_MAP``). An Orpheus voice name is
-always accepted as itself, whatever the vendor.
+always accepted as itself, whatever the vendor. OpenAI's names are a closed set, so another
+name is refused there; other vendors' voice ids are opaque, so one that is neither an
+Orpheus voice nor mapped speaks with the default voice.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ class VoiceMap:
         # A voice the server doesn't offer (the multilingual models) answers as the default.
         self.mapping = {name: voice if voice in self.voices else self.default
                         for name, voice in mapping.items()}
+
+    def lenient(self, *names: str) -> str:
+        """For vendors whose voice ids are opaque (ElevenLabs, Cartesia, Deepgram models): the
+        first of ``names`` that is an Orpheus voice or mapped, else the default voice, so a
+        framework's default voice id speaks instead of failing."""
+        for name in names:
+            if name in self.voices:
+                return name
+            mapped = self.mapping.get(name) or self.mapping.get(name.lower())
+            if mapped is not None:
+                return mapped
+        return self.default
 
     def resolve(self, name: str) -> str:
         """The Orpheus voice for ``name`` (an Orpheus voice, or a mapped vendor name)."""

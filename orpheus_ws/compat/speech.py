@@ -1,0 +1,97 @@
+"""What every vendor's HTTP speech route shares: a text spoken by the engine into one
+continuous encoded stream, sent as it is produced, with the error that comes before the first
+audio answered as a status (each vendor in its own error shape) and a client that leaves
+aborting the generation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..engine import AudioChunk, Engine
+from ..exceptions import OrpheusError
+from ..http.glue import DisconnectAwareStream, engine_of, until_disconnect
+from ..outputs import AudioOutput, OutputFormat
+from ..params import DEFAULTS
+
+log = logging.getLogger("orpheus_ws.compat")
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one request generated (frames), for the vendors that report usage."""
+
+    frames: int = 0
+
+
+async def audio_pieces(engine: Engine, text: str, voice: str, fmt: OutputFormat, *,
+                       speed: float = 1.0, tally: Tally | None = None
+                       ) -> AsyncGenerator[bytes, None]:
+    """The encoded stream in pieces; a piece is yielded once it holds audio."""
+    output = AudioOutput(fmt, speed=speed)
+    pending = b""
+    async for event in engine.speak(text, voice=voice, params=DEFAULTS):
+        if isinstance(event, AudioChunk):
+            if tally is not None:
+                tally.frames += event.frames
+            pending += output.feed(event.pcm)
+            if pending:
+                yield pending
+                pending = b""
+    yield pending + output.finish()
+
+
+async def first_piece(request: Request, pieces: AsyncGenerator[bytes, None]
+                      ) -> AsyncGenerator[bytes, None]:
+    """Waits for the first audio (so a failure before it is still a status to answer with),
+    then the whole stream again from there; raises what came instead of audio."""
+    try:
+        first = await until_disconnect(request, anext(pieces))
+    except StopAsyncIteration:
+        first = b""
+    except BaseException:
+        await pieces.aclose()
+        raise
+    return _prepend(first, pieces)
+
+
+async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]
+                   ) -> AsyncGenerator[bytes, None]:
+    try:
+        yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        await rest.aclose()
+
+
+async def _audio_only(pieces: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    try:
+        async for piece in pieces:
+            if piece:
+                yield piece
+    except OrpheusError as exc:  # after the first bytes there is no status left to give
+        log.warning("speech stream failed: %s", exc)
+    finally:
+        await pieces.aclose()
+
+
+async def speech_response(request: Request, text: str, voice: str, fmt: OutputFormat, *,
+                          error: Callable[[OrpheusError], Response], speed: float = 1.0,
+                          headers: dict[str, str] | None = None) -> Response:
+    """The audio of ``text`` as a streamed response, or ``error(exc)`` if it fails first."""
+    try:
+        pieces = await first_piece(request, audio_pieces(engine_of(request), text, voice, fmt,
+                                                         speed=speed))
+    except OrpheusError as exc:
+        if exc.code == "client_gone":
+            return Response(status_code=499)
+        log.warning("%s failed: %s", request.url.path, exc)
+        return error(exc)
+    return DisconnectAwareStream(_audio_only(pieces), media_type=fmt.media_type,
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                          **(headers or {})})
