@@ -291,26 +291,49 @@ async def test_every_format_gets_all_its_samples(encoding: str, rate: int) -> No
     assert (done["frames"], done["source_samples"]) == (6, 6 * FRAME)
 
 
-async def test_a_resampled_format_sends_the_tail_before_flushed_and_done() -> None:
+async def test_a_resampled_segment_ends_in_its_own_last_frame() -> None:
+    """The resampler's held-back samples go out in the segment's last frame, flagged as its
+    last, before segment_finished (and so before flushed and done)."""
     fmt = AudioFormat("pcm_s16le", 16000)
     session, delivery, outbox = setup(FakeEngine(), fmt)
     feed_and_end(session, delivery, "One.", "|f1", "Two.")
     await delivery.run()
     messages = await drain(outbox)
-    assert kinds(messages) == [*SEGMENT_EVENTS, "frame", "flushed", *SEGMENT_EVENTS, "frame",
-                               "done"]
+    assert kinds(messages) == [*SEGMENT_EVENTS, "flushed", *SEGMENT_EVENTS, "done"]
     frames = frames_of(messages)
-    tails = [m for m in (messages[4], messages[10]) if isinstance(m, Frame)]
-    assert len(tails) == 2
-    assert [t.header.segment for t in tails] == [0, 1]  # the segment it belongs to
-    assert all(t.payload and not t.header.flags & START for t in tails)
-    assert [f.header.flags & START for f in frames] == [START, 0, 0, START, 0, 0]
+    assert [f.header.segment for f in frames] == [0, 0, 1, 1]
+    assert [f.header.flags for f in frames] == [START, END, START, END]
     assert check_offsets(frames, 2) == 2 * 4096
-    assert messages[5] == {"type": "flushed", "context_id": "r1", "flush_id": "f1",
+    assert messages[4] == {"type": "flushed", "context_id": "r1", "flush_id": "f1",
                            "samples": 4096}  # 3 frames: 6144 samples at 24 kHz
     done = event(messages, "done")
     assert (done["samples"], done["source_samples"], done["duration_ms"]) == \
         (8192, 6 * FRAME, 512.0)
+
+
+@pytest.mark.parametrize("encoding,rate", [("pcm_s16le", 8000), ("pcm_s16le", 16000),
+                                           ("pcm_f32le", 22050), ("pcm_s16le", 44100),
+                                           ("pcm_f32le", 48000), ("mulaw", 8000),
+                                           ("alaw", 8000)])
+async def test_each_resampled_segment_has_its_own_samples(encoding: str, rate: int) -> None:
+    """segment_finished.samples within a millisecond of F x 2048 x rate / 24000 for every
+    segment, and no frame of a segment after its segment_finished (protocol.md)."""
+    fmt = AudioFormat(encoding, rate)
+    session, delivery, outbox = setup(FakeEngine(chunks=(1, 3, 2)), fmt)
+    feed_and_end(session, delivery, "One.", "Two.", "Three.")
+    await delivery.run()
+    messages = await drain(outbox)
+    finished = [m for m in messages if isinstance(m, dict) and m["type"] == "segment_finished"]
+    assert len(finished) == 3
+    for item in finished:
+        assert abs(item["samples"] - 6 * FRAME * rate / 24000) <= rate / 1000, item
+    for number, item in enumerate(finished):
+        later = messages[messages.index(item) + 1:]
+        assert not [f for f in frames_of(later) if f.header.segment == number]
+    ends = [f for f in frames_of(messages) if f.header.flags & END]
+    assert [f.header.segment for f in ends] == [0, 1, 2]
+    assert check_offsets(frames_of(messages), fmt.bytes_per_sample) == \
+        sum(item["samples"] for item in finished) == event(messages, "done")["samples"]
 
 
 @pytest.mark.parametrize("exc", [BackendUnavailable("the LLM backend refused"),

@@ -78,7 +78,12 @@ class Delivery:
                     await self.outbox.wait_for_room()
                     flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
                         (FLAG_SEGMENT_END if item.final else 0)
-                    self.send_audio(self.converter.convert(item.pcm), item.segment, flags, item)
+                    # A segment's last chunk drains the resampler: the samples it held back
+                    # are this segment's, in its last frame (protocol.md, segment_finished).
+                    payload = self.converter.convert(item.pcm, last=item.final)
+                    if item.final:
+                        self.converter = FormatConverter(options.format)
+                    self.send_audio(payload, item.segment, flags, item)
                     self.frames += item.frames
                     self.source_samples += item.samples
                 elif isinstance(item, SegmentStarted):
