@@ -109,3 +109,23 @@ def test_snac_cost_compares_published_and_prepared_modules(snac_dir: Path) -> No
         assert row["published_ms_per_frame"] > 0 and row["served_ms_per_frame"] > 0
         assert row["speedup"] == pytest.approx(
             row["published_ms_per_frame"] / row["served_ms_per_frame"], rel=0.05)
+
+
+def test_bench_encoders_compares_formats_in_one_server(tmp_path: Path) -> None:
+    """``orpheus-ws bench encoders``: PCM, MP3 and Opus through the OpenAI route, side by
+    side; every phase hears the same audio, and the compressed ones are smaller."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "orpheus_ws.cli", "bench", "encoders", "--streams", "2",
+         "--frames", "4", "--tokens-per-second", "400", "--out", str(out)],
+        capture_output=True, text=True, timeout=scaled(180))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())["encoders"]
+    rows = report["formats"]
+    assert set(rows) == {"pcm", "mp3", "opus"}
+    audio = 2 * 2 * 3 * 4 * 2048 / 24000  # 2 rounds x 2 streams x 3 sentences of 4 frames
+    assert all(row["audio_s"] == round(audio, 1) for row in rows.values())
+    assert rows["pcm"]["kbit_per_s"] == 384.0  # 24 kHz x 16 bit, exactly
+    assert rows["mp3"]["kbit_per_s"] < 100 and rows["opus"]["kbit_per_s"] < 100
+    assert report["ratio_to_pcm"]["pcm"] == 1.0
+    assert all(row["cpu_s_per_audio_s"] > 0 for row in rows.values())

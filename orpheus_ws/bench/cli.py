@@ -1,7 +1,8 @@
 """``orpheus-ws bench SCENARIO``: the measurements of BENCHMARKS.md, or a custom load.
 
 Scenarios: ``overhead`` (1), ``efficiency`` (2), ``batching`` (3 and 4), ``realtime`` (5),
-``snac`` (decode cost per window length), ``all`` (every one), ``load`` (a custom load against
+``snac`` (decode cost per window length), ``encoders`` (server CPU for MP3 and Opus against raw
+PCM), ``all`` (every one), ``load`` (a custom load against
 a running server: --url). The scenarios start a stand-in LLM server, or use a running one
 (e.g. a real llama-server) with --llm-url. Each prints a table and writes JSON (--out).
 Without --snac-model, SNAC with random weights (same network, same cost) is written to a
@@ -23,7 +24,8 @@ from . import scenarios
 from .harness import BenchSetupError
 from .load import run_load, summarize
 
-SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "all", "load")
+SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
+             "load")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +89,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, snac_model: str | None) -> int:
     report: dict[str, Any] = {"machine": scenarios.machine(), "scenario": args.scenario,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    chosen = ["overhead", "efficiency", "batching", "realtime", "snac"] \
+    chosen = ["overhead", "efficiency", "batching", "realtime", "snac", "encoders"] \
         if args.scenario == "all" \
         else [args.scenario]
     for name in chosen:

@@ -131,6 +131,16 @@ def efficiency(snac_model: str, tps: float = 100.0, frames: int = 96, repeats: i
             "value": ratio, "met": ratio <= 1.3, **result}
 
 
+def encoders(snac_model: str, streams: int = 16, tps: float = 100.0, frames: int = 32,
+             server: dict[str, Any] | None = None, llm_url: str | None = None,
+             **_: Any) -> dict[str, Any]:
+    """Server CPU per audio-second for MP3 and Opus against raw PCM (OpenAI speech route)."""
+    from .encoders import measure_encoders
+
+    return measure_encoders(snac_model, streams=streams, tps=tps, frames=frames, text=REPLY,
+                            server=server, llm_url=llm_url)
+
+
 def snac(snac_model: str, **_: Any) -> dict[str, Any]:
     """Decode cost per window length, published modules against the prepared network."""
     from .snac_cost import measure_snac_cost

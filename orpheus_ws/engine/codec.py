@@ -53,15 +53,25 @@ class Codec(Protocol):
 
 
 class PassThroughCodec:
-    """Silence of the right length: for benchmarking the server without the network's cost."""
+    """Silence of the right length: for benchmarking the server without the network's cost.
+    ``noise=True``: a fixed noise pattern instead (``--codec noise``), so that what the server
+    does with the audio afterwards (encoding MP3 or Opus) costs what it costs on speech."""
 
-    name = "passthrough"
     device = "none"
     fast_lengths: tuple[int, ...] = ()
     model_source: str | None = None
 
+    def __init__(self, *, noise: bool = False) -> None:
+        self.name = "noise" if noise else "passthrough"
+        self._pattern = (np.random.default_rng(0).standard_normal(64 * SAMPLES_PER_FRAME)
+                         .astype(np.float32) * 0.1) if noise else None
+
     def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-        return np.zeros((c0.shape[0], c0.shape[1] * SAMPLES_PER_FRAME), dtype=np.float32)
+        samples = c0.shape[1] * SAMPLES_PER_FRAME
+        if self._pattern is None:
+            return np.zeros((c0.shape[0], samples), dtype=np.float32)
+        row = np.resize(self._pattern, samples)
+        return np.broadcast_to(row, (c0.shape[0], samples)).copy()
 
 
 def resolve_device(device: str) -> str:
@@ -194,10 +204,10 @@ def load_codec(model: str, device: str, *, kind: str = "snac", noise: bool = Tru
                graphs: str = "auto") -> Codec:
     """The codec named by ``kind``: ``snac`` (the real network) or ``passthrough``.
     ``graphs``: ``auto`` captures CUDA graphs on CUDA only; ``on``/``off`` force it."""
-    if kind == "passthrough":
-        return PassThroughCodec()
+    if kind in ("passthrough", "noise"):
+        return PassThroughCodec(noise=kind == "noise")
     if kind != "snac":
-        raise ValueError(f"unknown codec {kind!r} (snac, passthrough)")
+        raise ValueError(f"unknown codec {kind!r} (snac, passthrough, noise)")
     codec = SnacCodec(model, device, noise=noise,
                       graphs=None if graphs == "auto" else graphs == "on")
     log.info("SNAC decoder loaded from %s on %s", model, codec.device)
