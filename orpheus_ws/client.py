@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 import websockets
 
+from .formats import COMPRESSED
 from .ws.protocol import FrameHeader, decode_audio_frame
 
 _END = object()
@@ -52,7 +53,10 @@ class Chunk:
     received_at: float
 
     def samples(self) -> np.ndarray:
-        """The payload as numbers: int16 for pcm_s16le, float32, or uint8 G.711 bytes."""
+        """The payload as numbers: int16 for pcm_s16le, float32, or uint8 G.711 bytes. A
+        compressed encoding's payload is bytes of a stream: join them and decode the stream."""
+        if self.header.encoding in COMPRESSED:
+            raise ValueError(f"{self.header.encoding} frames carry a stream, not samples")
         dtype = {"pcm_s16le": "<i2", "pcm_f32le": "<f4"}.get(self.header.encoding, "u1")
         return np.frombuffer(self.payload, dtype=dtype)
 

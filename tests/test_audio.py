@@ -88,7 +88,10 @@ def test_audio_format_validation() -> None:
     assert AudioFormat().bytes_per_sample == 2
     assert AudioFormat("pcm_f32le", 48000).bytes_per_sample == 4
     assert AudioFormat("mulaw", 8000).bytes_per_sample == 1
-    for bad in (("opus", 24000), ("pcm_s16le", 32000), ("mulaw", 16000), ("alaw", 24000)):
+    assert AudioFormat("opus", 24000).compressed and AudioFormat("mp3", 44100).compressed
+    assert not AudioFormat().compressed
+    for bad in (("ogg", 24000), ("opus", 44100), ("pcm_s16le", 32000), ("mulaw", 16000),
+                ("alaw", 24000)):
         with pytest.raises(ValueError):
             AudioFormat(*bad)
 

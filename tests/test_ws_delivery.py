@@ -383,7 +383,7 @@ async def test_cancel_drops_queued_audio_and_reports_samples_sent() -> None:
     assert delivery.context.state is ContextState.CANCELLED
     assert json.loads(delivery.cancelled_event()) == {
         "type": "cancelled", "context_id": "r1", "samples_sent": FRAME, "duration_ms": 85.3}
-    delivery.send_audio(b"\x00\x00" * 8, 1, START)  # nothing more of a cancelled context
+    delivery.send_audio(b"\x00\x00" * 8, 8, 1, START)  # nothing more of a cancelled context
     assert (len(outbox), delivery.sequence) == (0, 2)
 
 
@@ -412,3 +412,35 @@ async def test_audio_waits_for_room_in_the_outbox() -> None:
     assert kinds(messages) == SEGMENT_EVENTS * 2 + ["done"]
     assert check_offsets(frames_of(messages), 2) == 6 * FRAME
     assert delivery.samples_sent == 6 * FRAME
+
+
+@pytest.mark.parametrize("encoding,rate", [("mp3", 24000), ("opus", 48000), ("aac", 16000),
+                                           ("flac", 22050)])
+async def test_a_compressed_context_is_one_stream_of_all_its_audio(encoding: str,
+                                                                   rate: int) -> None:
+    import io
+
+    import av
+
+    fmt = AudioFormat(encoding, rate)
+    session, delivery, outbox = setup(FakeEngine(chunks=(1, 3, 2)), fmt)
+    feed_and_end(session, delivery, "One.", "Two.")
+    await delivery.run()
+    messages = await drain(outbox)
+    frames = frames_of(messages)
+    offset = 0
+    for number, frame in enumerate(frames):  # offsets count the stream's bytes
+        assert frame.header.sequence == number and frame.header.sample_offset == offset
+        assert frame.header.encoding == encoding and frame.header.sample_rate == rate
+        offset += len(frame.payload)
+    assert [f.header.flags for f in frames if f.header.flags] == [START, END, START, END]
+    finished = [m for m in messages if isinstance(m, dict) and m["type"] == "segment_finished"]
+    assert all(abs(m["samples"] - 6 * FRAME * rate / 24000) <= 1 for m in finished)
+    assert event(messages, "done")["samples"] == round(12 * FRAME * rate / 24000)
+    stream = b"".join(f.payload for f in frames)
+    with av.open(io.BytesIO(stream), mode="r") as container:
+        audio = container.streams.audio[0]
+        decoded = sum(int(f.samples) for f in container.decode(audio))
+        decoded_rate = int(audio.codec_context.sample_rate)
+    seconds = decoded / decoded_rate
+    assert abs(seconds - 12 * FRAME / 24000) <= FRAME / 24000, seconds  # within a frame

@@ -229,7 +229,8 @@ def test_the_ends_of_each_range_are_accepted(overrides: dict[str, Any]) -> None:
     ({"max_tokens": 100.5}, "max_tokens"),
     ({"max_tokens": "512"}, "max_tokens"),
     ({"format": "pcm_s16le"}, "format"),
-    ({"format": {"encoding": "mp3"}}, "format"),
+    ({"format": {"encoding": "ogg"}}, "format"),
+    ({"format": {"encoding": "opus", "sample_rate": 44100}}, "format"),
     ({"format": {"sample_rate": 12345}}, "format"),
     ({"format": {"sample_rate": "16000"}}, "format"),
     ({"format": {"sample_rate": 16000.0}}, "format"),
@@ -308,7 +309,7 @@ def good_frame() -> bytes:
     b"\1" * 23,
     good_frame()[:23],
     bytes([2]) + good_frame()[1:],  # version 2
-    good_frame()[:1] + bytes([4]) + good_frame()[2:],  # encoding 4
+    good_frame()[:1] + bytes([8]) + good_frame()[2:],  # encoding 8
     good_frame()[:2] + struct.pack("<H", 400) + good_frame()[4:],  # header past the end
     good_frame()[:2] + struct.pack("<H", 0) + good_frame()[4:],  # header inside the fields
     good_frame()[:2] + struct.pack("<H", 26) + good_frame()[4:],  # not a multiple of 4

@@ -13,9 +13,6 @@ import functools
 import logging
 import time
 
-import numpy as np
-
-from ..audio import FormatConverter
 from ..engine import (
     AudioChunk,
     Engine,
@@ -26,8 +23,8 @@ from ..engine import (
     TextFeed,
 )
 from ..exceptions import OrpheusError
-from ..formats import SAMPLE_RATE
 from . import events
+from .frame_audio import FrameAudio
 from .outbox import Outbox
 from .protocol import FLAG_SEGMENT_END, FLAG_SEGMENT_START, encode_audio_frame
 from .session import Context, ContextState
@@ -45,8 +42,9 @@ class Delivery:
         options = context.options
         self.feed = TextFeed(max_tokens=options.params.max_tokens, buffering=options.buffering,
                              idle_flush_s=options.buffer_delay_ms / 1000)
-        self.converter = FormatConverter(options.format)
+        self.audio = FrameAudio(options.format)
         self.sample_rate = options.format.sample_rate
+        self.bytes_queued = 0  # compressed encodings: frames' offsets count stream bytes
         self.first_audio_at: float | None = None
         self.samples_queued = 0  # in the context's format, queued on the socket
         self.samples_sent = 0  # of those, written to the socket
@@ -80,10 +78,8 @@ class Delivery:
                         (FLAG_SEGMENT_END if item.final else 0)
                     # A segment's last chunk drains the resampler: the samples it held back
                     # are this segment's, in its last frame (protocol.md, segment_finished).
-                    payload = self.converter.convert(item.pcm, last=item.final)
-                    if item.final:
-                        self.converter = FormatConverter(options.format)
-                    self.send_audio(payload, item.segment, flags, item)
+                    payload, samples = self.audio.chunk(item.pcm, segment_end=item.final)
+                    self.send_audio(payload, samples, item.segment, flags, item)
                     self.frames += item.frames
                     self.source_samples += item.samples
                 elif isinstance(item, SegmentStarted):
@@ -124,26 +120,26 @@ class Delivery:
             generation_ms=round((item.finished_at - item.started_at) * 1000, 1))))
 
     def drain(self) -> None:
-        """Sends what the resampler still holds and starts a fresh one."""
-        if self.sample_rate == SAMPLE_RATE:
-            return
-        tail = self.converter.convert(np.zeros(0, dtype=np.int16), last=True)
-        self.converter = FormatConverter(self.context.options.format)
+        """Sends what the format's converter still holds (a compressed stream ends)."""
+        tail = self.audio.drain()
         if tail:
-            self.send_audio(tail, max(0, self.segments - 1), 0)
+            fmt = self.context.options.format
+            samples = 0 if fmt.compressed else len(tail) // fmt.bytes_per_sample
+            self.send_audio(tail, samples, max(0, self.segments - 1), 0)
 
-    def send_audio(self, payload: bytes, segment: int, flags: int,
+    def send_audio(self, payload: bytes, samples: int, segment: int, flags: int,
                    chunk: AudioChunk | None = None) -> None:
-        """One binary frame (protocol.md, "Binary audio frames")."""
+        """One binary frame (protocol.md, "Binary audio frames"). A compressed stream's
+        frame goes out even when the encoder gave no bytes yet, for its flags and samples."""
         context = self.context
-        if not context.live or not payload:
-            return
         fmt = context.options.format
-        samples = len(payload) // fmt.bytes_per_sample
+        if not context.live or not (payload or (fmt.compressed and samples)):
+            return
+        offset = self.bytes_queued if fmt.compressed else self.samples_queued
         frame = encode_audio_frame(context.id, payload, encoding=fmt.encoding,
-                                   sample_rate=fmt.sample_rate,
-                                   sample_offset=self.samples_queued,
+                                   sample_rate=fmt.sample_rate, sample_offset=offset,
                                    sequence=self.sequence, segment=segment, flags=flags)
+        self.bytes_queued += len(payload)
         self.sequence += 1
         self.samples_queued += samples
         self._segment_samples += samples

@@ -231,13 +231,41 @@ FORMATS = [(encoding, rate) for encoding in ("pcm_s16le", "pcm_f32le")
                                                                      ("alaw", 8000)]
 
 
+@pytest.mark.parametrize("encoding,rate", [("mp3", 24000), ("opus", 48000), ("aac", 24000),
+                                           ("flac", 16000)])
+async def test_compressed_formats(encoding: str, rate: int, standin_server: ServerProcess,
+                                  fake_llm: StandinLLMServer) -> None:
+    """A compressed context is one stream: its frames' payloads, joined, decode (PyAV) to all
+    of its audio; offsets count bytes; the counts in events stay samples."""
+    import io
+
+    import av
+
+    fake_llm.config.frames = 3
+    async with OrpheusClient.connect(standin_server.ws_url) as client:
+        chunks, done = await client.speak("c", "Hello there.",
+                                          format={"encoding": encoding, "sample_rate": rate})
+    offset = 0
+    for chunk in chunks:
+        assert chunk.header.encoding == encoding and chunk.header.sample_offset == offset
+        offset += len(chunk.payload)
+    assert done["samples"] == round(3 * SAMPLES_PER_FRAME * rate / 24000)
+    with av.open(io.BytesIO(b"".join(c.payload for c in chunks)), mode="r") as container:
+        stream = container.streams.audio[0]
+        samples = sum(int(frame.samples) for frame in container.decode(stream))
+        seconds = samples / int(stream.codec_context.sample_rate)
+    assert abs(seconds - 3 * SAMPLES_PER_FRAME / 24000) <= SAMPLES_PER_FRAME / 24000
+
+
 async def test_every_format(standin_server: ServerProcess, fake_llm: StandinLLMServer) -> None:
     fake_llm.config.frames = 3
     source = 3 * SAMPLES_PER_FRAME
     async with OrpheusClient.connect(standin_server.ws_url) as client:
         offered = {(e, r) for e in client.ready["encodings"] for r in client.ready["sample_rates"]
-                   if e.startswith("pcm") or r == 8000}
+                   if e.startswith("pcm") or (r == 8000 and e in ("mulaw", "alaw"))}
         assert offered == set(FORMATS)
+        assert set(client.ready["encodings"]) - {e for e, _ in FORMATS} == \
+            {"mp3", "opus", "aac", "flac"}  # compressed streams (test_compressed_formats)
         for encoding, rate in FORMATS:
             context_id = f"{encoding}-{rate}"
             chunks, done = await client.speak(
@@ -255,7 +283,7 @@ async def test_every_format(standin_server: ServerProcess, fake_llm: StandinLLMS
         for bad in ({"encoding": "mulaw", "sample_rate": 16000},
                     {"encoding": "alaw", "sample_rate": 24000},
                     {"encoding": "pcm_s16le", "sample_rate": 11025},
-                    {"encoding": "opus", "sample_rate": 24000}, "pcm_s16le"):
+                    {"encoding": "opus", "sample_rate": 44100}, "pcm_s16le"):
             await client.send({"type": "text", "context_id": "bad", "text": "Hi.",
                                "format": bad})
             with pytest.raises(ServerError) as failed:
