@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from fractions import Fraction
 
+import av
 import numpy as np
 
 from .formats import SAMPLE_RATE
@@ -40,6 +41,16 @@ CODECS: dict[str, Codec] = {
 }
 
 
+def _frame(pcm: np.ndarray, pts: int) -> av.AudioFrame:
+    """24 kHz int16 samples as a PyAV frame starting at sample ``pts``."""
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1),
+                                       format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = Fraction(1, SAMPLE_RATE)
+    return frame
+
+
 class _Sink(io.RawIOBase):
     """Where the muxer writes: bytes gathered until taken."""
 
@@ -63,8 +74,6 @@ class StreamEncoder:
 
     def __init__(self, name: str, sample_rate: int = SAMPLE_RATE,
                  bit_rate: int | None = None) -> None:
-        import av
-
         spec = CODECS[name]
         if sample_rate not in spec.rates:
             raise ValueError(f"{name} is encoded at {', '.join(map(str, spec.rates))} Hz")
@@ -80,18 +89,12 @@ class StreamEncoder:
         if rate is not None:
             self._stream.bit_rate = rate
         self._pts = 0
-        self._av = av
         self._finished = False
 
     def encode(self, pcm: np.ndarray) -> bytes:
         """Adds 24 kHz int16 samples; the stream's bytes that are ready now."""
         if pcm.size:
-            frame = self._av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16",
-                layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = self._pts
-            frame.time_base = Fraction(1, SAMPLE_RATE)
+            frame = _frame(pcm, self._pts)
             self._pts += pcm.shape[0]
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
@@ -113,9 +116,6 @@ class TempoStretch:
     stage per factor of 2 beyond 0.5-2.0), chunk by chunk, 24 kHz int16 in and out."""
 
     def __init__(self, speed: float) -> None:
-        import av
-
-        self._av = av
         self._graph = av.filter.Graph()
         self._source = self._graph.add_abuffer(format="s16", sample_rate=SAMPLE_RATE,
                                                layout="mono", time_base=Fraction(1, SAMPLE_RATE))
@@ -139,20 +139,14 @@ class TempoStretch:
         if pcm is None:
             self._source.push(None)
         elif pcm.size:
-            frame = self._av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16",
-                layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = self._pts
-            frame.time_base = Fraction(1, SAMPLE_RATE)
+            self._source.push(_frame(pcm, self._pts))
             self._pts += pcm.shape[0]
-            self._source.push(frame)
         parts: list[np.ndarray] = []
         while True:
             try:
                 out = self._sink.pull()
-            except (self._av.BlockingIOError, self._av.EOFError):
+            except (av.BlockingIOError, av.EOFError):
                 break
-            assert isinstance(out, self._av.AudioFrame)
+            assert isinstance(out, av.AudioFrame)
             parts.append(out.to_ndarray().reshape(-1).astype(np.int16))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
