@@ -52,7 +52,7 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path, paced: bool) -
          "--frames", "4", "--tokens-per-second", "400", "--out", str(out),
          *(["--paced"] if paced else [])],
         capture_output=True, text=True, timeout=scaled(180))
-    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert done.returncode in (0, 1) and out.exists(), done.stderr[-3000:]
     report = json.loads(out.read_text())["overhead"]
     run = report["run"]
     assert run["contexts"] == 4 and run["exact"] == 4  # 2 sessions x 2 replies, sample-exact
@@ -80,7 +80,7 @@ def test_bench_runs_on_a_real_llama_server(tmp_path: Path, snac_dir: Path,
          "--frames", "10", "--llm-url", llama_server.url, "--snac-model", str(snac_dir),
          "--out", str(out)],
         capture_output=True, text=True, timeout=scaled(240))
-    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert done.returncode in (0, 1) and out.exists(), done.stderr[-3000:]
     run = json.loads(out.read_text())["realtime"]["run"]
     assert run["contexts"] == 2 and run["exact"] == 2
     # max_tokens 70 also bounds a segment's text (about 6 characters a token): the reply is

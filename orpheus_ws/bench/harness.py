@@ -21,18 +21,23 @@ import psutil
 from ..devtools.llama_server import free_port
 
 
+class BenchSetupError(RuntimeError):
+    """The benchmark can't run as asked (e.g. the LLM server given does not answer)."""
+
+
 def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited: {log.read_text()[-2000:]}")
+            raise BenchSetupError(f"{process.args!r} exited with {process.returncode}: "
+                                  f"{log.read_text()[-2000:]}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
             if response.status == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout} s: {log.read_text()[-2000:]}")
+    raise BenchSetupError(f"{url} did not answer in {timeout} s: {log.read_text()[-2000:]}")
 
 
 @contextlib.contextmanager
@@ -67,10 +72,6 @@ def standin(tokens_per_second: float, slots: int, frames: int | None) -> Iterato
         yield url
 
 
-class BenchSetupError(RuntimeError):
-    """The benchmark can't run as asked (e.g. the LLM server given does not answer)."""
-
-
 @contextlib.contextmanager
 def llm_backend(llm_url: str | None, tokens_per_second: float, slots: int,
                 frames: int | None) -> Iterator[str]:
@@ -94,18 +95,26 @@ def llm_backend(llm_url: str | None, tokens_per_second: float, slots: int,
 @contextlib.contextmanager
 def orpheus_server(llm_url: str, snac_model: str, **settings: Any
                    ) -> Iterator[tuple[str, psutil.Process]]:
-    """An orpheus_ws server process; yields (base URL, its psutil handle)."""
-    port = free_port()
-    env = {"ORPHEUS_WS_HOST": "127.0.0.1", "ORPHEUS_WS_PORT": str(port),
-           "ORPHEUS_WS_LLM_URL": llm_url, "ORPHEUS_WS_SNAC_MODEL": snac_model,
-           "ORPHEUS_WS_LOG_LEVEL": "warning"}
-    for name, value in settings.items():
-        env["ORPHEUS_WS_" + name.upper()] = ("1" if value else "0") if isinstance(value, bool) \
-            else str(value)
-    url = f"http://127.0.0.1:{port}"
-    with process([sys.executable, "-m", "orpheus_ws.cli", "serve"], url + "/api/stats",
-                 env=env, timeout=120) as proc:
-        yield url, psutil.Process(proc.pid)
+    """An orpheus_ws server process; yields (base URL, its psutil handle). A port taken
+    between choosing it and binding it (by any process's outgoing connection) is chosen
+    again."""
+    for attempt in range(3):
+        port = free_port()
+        env = {"ORPHEUS_WS_HOST": "127.0.0.1", "ORPHEUS_WS_PORT": str(port),
+               "ORPHEUS_WS_LLM_URL": llm_url, "ORPHEUS_WS_SNAC_MODEL": snac_model,
+               "ORPHEUS_WS_LOG_LEVEL": "warning"}
+        for name, value in settings.items():
+            env["ORPHEUS_WS_" + name.upper()] = ("1" if value else "0") \
+                if isinstance(value, bool) else str(value)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with process([sys.executable, "-m", "orpheus_ws.cli", "serve"], url + "/api/stats",
+                         env=env, timeout=120) as proc:
+                yield url, psutil.Process(proc.pid)
+                return
+        except BenchSetupError as exc:
+            if attempt == 2 or "address already in use" not in str(exc):
+                raise
 
 
 def cpu_snapshot(proc: psutil.Process) -> tuple[float, float, float]:
