@@ -1,0 +1,90 @@
+"""What the vendor sockets share below their wire formats: one utterance's text in through the
+engine's ``TextFeed`` (segmented as the native protocol's ``auto`` buffering), its audio out
+in the socket's format, in order, with flush marks where they fall; cancelled at once.
+
+An adapter gives a ``Sink`` (what to send for audio, a flush, the end, a failure) and an
+``Outbox`` (the native protocol's ordered, flow-controlled send queue); it never touches the
+engine's internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from ..engine import AudioChunk, Engine, Flushed, PlayoutClock, SegmentFinished, TextFeed
+from ..exceptions import OrpheusError
+from ..formats import AudioFormat
+from ..params import DEFAULTS, SamplingParams
+from ..ws.frame_audio import FrameAudio
+from ..ws.outbox import Outbox
+
+log = logging.getLogger("orpheus_ws.compat")
+
+
+class Sink(Protocol):
+    """An adapter's answers, called in the order the listener must hear them."""
+
+    def audio(self, payload: bytes, chunk: AudioChunk | None) -> None: ...
+
+    def segment_finished(self, event: SegmentFinished) -> None: ...
+
+    def flushed(self, mark: str | None) -> None: ...
+
+    def finished(self) -> None: ...
+
+    def failed(self, error: OrpheusError) -> None: ...
+
+
+class Utterance:
+    """One utterance of a vendor socket, running as soon as it is made."""
+
+    def __init__(self, engine: Engine, voice: str, fmt: AudioFormat, sink: Sink,
+                 outbox: Outbox, *, params: SamplingParams = DEFAULTS,
+                 idle_flush_s: float = 0.3) -> None:
+        self.feed = TextFeed(max_tokens=params.max_tokens, idle_flush_s=idle_flush_s)
+        self._engine = engine
+        self._audio = FrameAudio(fmt)
+        self._sink = sink
+        self._outbox = outbox
+        self.task = asyncio.ensure_future(self._run(voice, params))
+
+    @property
+    def busy(self) -> bool:
+        return not self.task.done()
+
+    async def _run(self, voice: str, params: SamplingParams) -> None:
+        try:
+            async for event in self._engine.synthesize(self.feed, voice=voice, params=params,
+                                                       clock=PlayoutClock()):
+                if isinstance(event, AudioChunk):
+                    await self._outbox.wait_for_room()
+                    payload, _ = self._audio.chunk(event.pcm, segment_end=event.final)
+                    if payload:
+                        self._sink.audio(payload, event)
+                elif isinstance(event, SegmentFinished):
+                    self._sink.segment_finished(event)
+                elif isinstance(event, Flushed):
+                    self._drain()
+                    self._sink.flushed(event.mark)
+            self._drain()
+            self._sink.finished()
+        except OrpheusError as exc:
+            log.warning("utterance failed: %s", exc)
+            self._sink.failed(exc)
+        except Exception:
+            log.exception("utterance failed unexpectedly")
+            self._sink.failed(OrpheusError("internal error"))
+
+    def _drain(self) -> None:
+        tail = self._audio.drain()
+        if tail:
+            self._sink.audio(tail, None)
+
+    async def cancel(self) -> None:
+        """Stops now: the engine closes the utterance's LLM requests."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
