@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from .compat.baseten import Baseten
 from .compat.deepgram_ws import DeepgramSocket
 from .compat.openai_speech import OpenAISpeech
 from .compat.vendor_http import VendorHttp
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         *VendorHttp(settings).routes(),
         WebSocketRoute("/api/tts/ws", ws),
         WebSocketRoute("/v1/speak", DeepgramSocket(settings)),
+        *Baseten(settings).routes(),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]

@@ -94,7 +94,7 @@ class DeepgramConnection:
                                "model_version": "orpheus", "model_uuid": self.voice}))
         sender = asyncio.ensure_future(self.send_loop())
         try:
-            await self.receive_loop()
+            await self.receive_loop(sender)
         finally:
             if self.utterance is not None:
                 await self.utterance.cancel()
@@ -102,7 +102,7 @@ class DeepgramConnection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
-    async def receive_loop(self) -> None:
+    async def receive_loop(self, sender: asyncio.Future[None]) -> None:
         while True:
             try:
                 message = await self.ws.receive()
@@ -127,7 +127,7 @@ class DeepgramConnection:
             elif kind == "Clear":
                 await self.clear()
             elif kind == "Close":
-                await self.close()
+                await self.close(sender)
                 return
             else:
                 self.warn("UNKNOWN_MESSAGE", f"cannot act on a message of type {kind!r}")
@@ -169,13 +169,14 @@ class DeepgramConnection:
         for sequence in self.pending:  # their audio will never come: answer them now
             self.answer(sequence)
 
-    async def close(self) -> None:
-        """Finishes what was said, sends it, then closes."""
+    async def close(self, sender: asyncio.Future[None]) -> None:
+        """Finishes what was said, sends it, then closes (unless the client leaves first)."""
         utterance = self.utterance
         if utterance is not None and utterance.busy:
             utterance.feed.end()
-            await utterance.task
-        while len(self.outbox):
+            if not await utterance.finish(self.ws, self.outbox, sender):
+                return
+        while len(self.outbox) and not sender.done():
             await asyncio.sleep(0.01)
         with contextlib.suppress(Exception):
             await self.ws.close(1000)

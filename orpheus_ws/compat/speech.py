@@ -16,7 +16,7 @@ from ..engine import AudioChunk, Engine
 from ..exceptions import OrpheusError
 from ..http.glue import DisconnectAwareStream, engine_of, until_disconnect
 from ..outputs import AudioOutput, OutputFormat
-from ..params import DEFAULTS
+from ..params import DEFAULTS, SamplingParams
 
 log = logging.getLogger("orpheus_ws.compat")
 
@@ -29,12 +29,12 @@ class Tally:
 
 
 async def audio_pieces(engine: Engine, text: str, voice: str, fmt: OutputFormat, *,
-                       speed: float = 1.0, tally: Tally | None = None
-                       ) -> AsyncGenerator[bytes, None]:
+                       speed: float = 1.0, tally: Tally | None = None,
+                       params: SamplingParams = DEFAULTS) -> AsyncGenerator[bytes, None]:
     """The encoded stream in pieces; a piece is yielded once it holds audio."""
     output = AudioOutput(fmt, speed=speed)
     pending = b""
-    async for event in engine.speak(text, voice=voice, params=DEFAULTS):
+    async for event in engine.speak(text, voice=voice, params=params):
         if isinstance(event, AudioChunk):
             if tally is not None:
                 tally.frames += event.frames
@@ -82,11 +82,12 @@ async def _audio_only(pieces: AsyncGenerator[bytes, None]) -> AsyncIterator[byte
 
 async def speech_response(request: Request, text: str, voice: str, fmt: OutputFormat, *,
                           error: Callable[[OrpheusError], Response], speed: float = 1.0,
-                          headers: dict[str, str] | None = None) -> Response:
+                          headers: dict[str, str] | None = None,
+                          params: SamplingParams = DEFAULTS) -> Response:
     """The audio of ``text`` as a streamed response, or ``error(exc)`` if it fails first."""
     try:
         pieces = await first_piece(request, audio_pieces(engine_of(request), text, voice, fmt,
-                                                         speed=speed))
+                                                         speed=speed, params=params))
     except OrpheusError as exc:
         if exc.code == "client_gone":
             return Response(status_code=499)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..engine import AudioChunk, Engine, Flushed, PlayoutClock, SegmentFinished, TextFeed
 from ..exceptions import OrpheusError
@@ -20,6 +20,9 @@ from ..formats import AudioFormat
 from ..params import DEFAULTS, SamplingParams
 from ..ws.frame_audio import FrameAudio
 from ..ws.outbox import Outbox
+
+if TYPE_CHECKING:
+    from starlette.websockets import WebSocket
 
 log = logging.getLogger("orpheus_ws.compat")
 
@@ -82,6 +85,21 @@ class Utterance:
         tail = self._audio.drain()
         if tail:
             self._sink.audio(tail, None)
+
+    async def finish(self, websocket: WebSocket, outbox: Outbox,
+                     sender: asyncio.Future[None]) -> bool:
+        """Waits until the utterance is spoken and sent; False if the client left (or sent
+        more) first, in which case the caller cancels it."""
+        listener = asyncio.ensure_future(websocket.receive())
+        try:
+            await asyncio.wait({self.task, listener}, return_when=asyncio.FIRST_COMPLETED)
+            if listener.done():
+                return False
+            while len(outbox) and not sender.done() and not listener.done():
+                await asyncio.sleep(0.01)
+            return not listener.done()
+        finally:
+            listener.cancel()
 
     async def cancel(self) -> None:
         """Stops now: the engine closes the utterance's LLM requests."""

@@ -1,0 +1,143 @@
+"""Baseten's Orpheus endpoint, as LiveKit's ``baseten.TTS`` (model ``orpheus``) speaks it, at
+``/v1/baseten`` (``model_endpoint="ws://HOST:9100/v1/baseten"`` streams,
+``"http://HOST:9100/v1/baseten"`` synthesizes); LiveKit ``plugins/baseten/tts.py``:
+
+- socket: a JSON options message ``{"voice", "max_tokens", "buffer_size"}``, then raw text
+  messages (segmented like the native ``auto`` buffering), then the string ``"__END__"``; the
+  server sends binary 24 kHz s16le PCM, then closes (1000; 1011 after a failed generation).
+- HTTP: ``POST`` ``{"prompt", "voice", "temperature", "language"}``, raw 24 kHz s16le PCM
+  back.
+
+``max_tokens`` bounds each segment's generation, clamped to 64-2048; ``buffer_size`` and
+``language`` are ignored. The voice maps like every vendor's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .. import params as fields
+from ..config import Settings
+from ..engine import AudioChunk, Engine, SegmentFinished
+from ..exceptions import BackendUnavailable, OrpheusError, RequestError, ValidationError
+from ..formats import AudioFormat
+from ..outputs import OutputFormat
+from ..params import DEFAULTS, MAX_TOKENS_RANGE, SamplingParams
+from ..ws.outbox import Outbox
+from .speech import speech_response
+from .utterance import Utterance
+from .voices import VoiceMap
+
+END = "__END__"
+
+
+class Baseten:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.voices = VoiceMap(settings)
+
+    def routes(self) -> list[Route | WebSocketRoute]:
+        return [Route("/v1/baseten", self.http, methods=["POST"]),
+                WebSocketRoute("/v1/baseten", self.socket)]
+
+    def _voice(self, value: Any) -> str:
+        return self.voices.lenient(value) if isinstance(value, str) else self.voices.default
+
+    @staticmethod
+    def error(exc: OrpheusError) -> Response:
+        status = 400 if isinstance(exc, RequestError) else \
+            503 if isinstance(exc, BackendUnavailable) else 502
+        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=status,
+                            headers={"Retry-After": "2"} if status == 503 else {})
+
+    async def http(self, request: Request) -> Response:
+        try:
+            try:
+                data = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                raise ValidationError("body", "is not valid JSON") from None
+            if not isinstance(data, dict):
+                raise ValidationError("body", "must be a JSON object")
+            text = fields.text({"text": data.get("prompt")})
+            params = fields.sampling({"temperature": data.get("temperature")})
+        except RequestError as exc:
+            return self.error(exc)
+        return await speech_response(request, text, self._voice(data.get("voice")),
+                                     OutputFormat("pcm"), error=self.error, params=params)
+
+    async def socket(self, websocket: WebSocket) -> None:
+        engine: Engine = websocket.state.engine
+        await websocket.accept()
+        try:
+            options = orjson.loads(await websocket.receive_text())
+        except (orjson.JSONDecodeError, WebSocketDisconnect, KeyError):
+            with contextlib.suppress(Exception):
+                await websocket.close(1003, "the first message must be JSON options")
+            return
+        options = options if isinstance(options, dict) else {}
+        max_tokens = options.get("max_tokens")
+        low, high = MAX_TOKENS_RANGE
+        params = DEFAULTS if not isinstance(max_tokens, int) else \
+            SamplingParams(DEFAULTS.temperature, DEFAULTS.top_p, DEFAULTS.repetition_penalty,
+                           min(high, max(low, max_tokens)))
+        outbox = Outbox(self.settings.ws_max_buffered_bytes)
+        sink = _Sink(outbox)
+        utterance = Utterance(engine, self._voice(options.get("voice")), AudioFormat(), sink,
+                              outbox, params=params)
+        sender = asyncio.ensure_future(self._send(websocket, outbox))
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text == END:
+                    utterance.feed.end()
+                    if await utterance.finish(websocket, outbox, sender):
+                        await websocket.close(1011 if sink.error else 1000)
+                    return
+                if text:
+                    utterance.feed.push(text)
+        except WebSocketDisconnect:
+            return
+        finally:
+            await utterance.cancel()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    async def _send(self, websocket: WebSocket, outbox: Outbox) -> None:
+        while True:
+            item = await outbox.get()
+            assert isinstance(item.data, bytes)
+            await asyncio.wait_for(websocket.send_bytes(item.data),
+                                   self.settings.ws_send_timeout)
+
+
+class _Sink:
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.error: OrpheusError | None = None
+
+    def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
+        self.outbox.put(payload)
+
+    def segment_finished(self, event: SegmentFinished) -> None:
+        pass
+
+    def flushed(self, mark: str | None) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+    def failed(self, error: OrpheusError) -> None:
+        self.error = error
