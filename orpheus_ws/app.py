@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from .compat.baseten import Baseten
 from .compat.deepgram_ws import DeepgramSocket
 from .compat.openai_speech import OpenAISpeech
+from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
 from .config import Settings
 from .engine import Engine, build_engine
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         WebSocketRoute("/api/tts/ws", ws),
         WebSocketRoute("/v1/speak", DeepgramSocket(settings)),
         *Baseten(settings).routes(),
+        WebSocketRoute("/v1/audio/speech/websocket", TogetherSocket(settings).endpoint),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]

@@ -1,0 +1,172 @@
+"""Together's speech socket, ``WS /v1/audio/speech/websocket?model=&voice=``, as pipecat's
+``TogetherTTSService`` speaks it (pipecat ``services/together/tts.py``; set its ``url`` to
+``ws://HOST:9100/v1/audio/speech/websocket`` and an Orpheus model and voice):
+
+- client: ``tts_session.updated`` (the voice), ``input_text_buffer.append`` (text gathered),
+  ``input_text_buffer.commit`` (the gathered text becomes one item to speak; an empty commit,
+  which pipecat sends after each utterance, is a no-op), ``input_text_buffer.clear`` (the
+  gathered text is dropped and what is being spoken stops now);
+- server: ``session.created`` on open, ``session.updated``, per item
+  ``conversation.item.audio_output.delta`` (base64 24 kHz s16le) and
+  ``conversation.item.audio_output.done``, ``conversation.item.tts.failed`` for a failed
+  item, ``error`` for a message it can't act on.
+
+Items are spoken in order through one utterance of the shared layer; each commit is a flush
+whose mark is the item's id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import uuid
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..config import Settings
+from ..engine import AudioChunk, Engine, SegmentFinished
+from ..exceptions import OrpheusError
+from ..formats import AudioFormat
+from ..ws.outbox import Outbox
+from .utterance import Utterance
+from .voices import VoiceMap
+
+
+def _text(payload: dict[str, Any]) -> str:
+    return orjson.dumps(payload).decode()
+
+
+class TogetherSocket:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.voices = VoiceMap(settings)
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        engine: Engine = websocket.state.engine
+        await websocket.accept()
+        connection = _Connection(websocket, engine, self,
+                                 self.voices.lenient(websocket.query_params.get("voice", "")))
+        await connection.run()
+
+
+class _Connection:
+    def __init__(self, websocket: WebSocket, engine: Engine, socket: TogetherSocket,
+                 voice: str) -> None:
+        self.ws = websocket
+        self.engine = engine
+        self.socket = socket
+        self.voice = voice
+        self.session_id = "sess_" + uuid.uuid4().hex[:16]
+        self.outbox = Outbox(socket.settings.ws_max_buffered_bytes)
+        self.utterance: Utterance | None = None
+        self.buffer = ""
+        self.items: list[str] = []  # committed, not yet done, in order
+
+    def session(self) -> dict[str, Any]:
+        return {"id": self.session_id, "voice": self.voice}
+
+    async def run(self) -> None:
+        self.outbox.put(_text({"type": "session.created", "session": self.session()}))
+        sender = asyncio.ensure_future(self.send_loop())
+        try:
+            while True:
+                text = await self.ws.receive_text()
+                try:
+                    message = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    self.error("invalid_json", "the message is not valid JSON")
+                    continue
+                await self.handle(message if isinstance(message, dict) else {})
+        except (WebSocketDisconnect, KeyError, RuntimeError):
+            return
+        finally:
+            if self.utterance is not None:
+                await self.utterance.cancel()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "tts_session.updated":
+            session = message.get("session")
+            voice = session.get("voice") if isinstance(session, dict) else None
+            if isinstance(voice, str):
+                self.voice = self.socket.voices.lenient(voice)
+            self.outbox.put(_text({"type": "session.updated", "session": self.session()}))
+        elif kind == "input_text_buffer.append" and isinstance(message.get("text"), str):
+            self.buffer += message["text"]
+        elif kind == "input_text_buffer.commit":
+            self.commit()
+        elif kind == "input_text_buffer.clear":
+            await self.clear()
+        else:
+            self.error("unknown_event", f"cannot act on an event of type {kind!r}")
+
+    def commit(self) -> None:
+        text, self.buffer = self.buffer, ""
+        if not text.strip():
+            return  # an empty commit is a no-op (pipecat sends one after each utterance)
+        if self.utterance is None or not self.utterance.busy:
+            answers = _Answers(self)
+            self.utterance = answers.owner = Utterance(
+                self.engine, self.voice, AudioFormat(), answers, self.outbox)
+        item = "item_" + uuid.uuid4().hex[:16]
+        self.items.append(item)
+        self.outbox.put(_text({"type": "conversation.item.input_text.received",
+                               "item_id": item, "text": text}))
+        self.utterance.feed.push(text)
+        self.utterance.feed.flush(item)
+
+    async def clear(self) -> None:
+        self.buffer = ""
+        utterance, self.utterance = self.utterance, None
+        if utterance is not None:
+            self.outbox.purge(utterance)
+            await utterance.cancel()
+        self.items.clear()
+
+    def error(self, code: str, message: str) -> None:
+        self.outbox.put(_text({"type": "error", "error": {"code": code, "message": message}}))
+
+    async def send_loop(self) -> None:
+        timeout = self.socket.settings.ws_send_timeout
+        while True:
+            item = await self.outbox.get()
+            assert isinstance(item.data, str)
+            await asyncio.wait_for(self.ws.send_text(item.data), timeout)
+
+
+class _Answers:
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+        self.owner: object | None = None
+
+    def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
+        items = self.connection.items
+        self.connection.outbox.put(_text({
+            "type": "conversation.item.audio_output.delta", "item_id": items[0] if items else None,
+            "delta": base64.b64encode(payload).decode()}), self.owner)
+
+    def segment_finished(self, event: SegmentFinished) -> None:
+        pass
+
+    def flushed(self, mark: str | None) -> None:
+        items = self.connection.items
+        if mark in items:
+            items.remove(mark)
+            self.connection.outbox.put(_text({"type": "conversation.item.audio_output.done",
+                                              "item_id": mark}))
+
+    def finished(self) -> None:
+        pass
+
+    def failed(self, error: OrpheusError) -> None:
+        for item in self.connection.items:
+            self.connection.outbox.put(_text({"type": "conversation.item.tts.failed",
+                                              "item_id": item, "error": {
+                                                  "code": error.code, "message": str(error)}}))
+        self.connection.items.clear()
