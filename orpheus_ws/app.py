@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from .compat.baseten import Baseten
+from .compat.cartesia_ws import CartesiaSocket
 from .compat.deepgram_ws import DeepgramSocket
 from .compat.openai_speech import OpenAISpeech
 from .compat.together import TogetherSocket
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         WebSocketRoute("/v1/speak", DeepgramSocket(settings)),
         *Baseten(settings).routes(),
         WebSocketRoute("/v1/audio/speech/websocket", TogetherSocket(settings).endpoint),
+        WebSocketRoute("/tts/websocket", CartesiaSocket(settings).endpoint),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]

@@ -1,0 +1,112 @@
+"""Cartesia's speech socket, WS /tts/websocket: pipecat's CartesiaTTSService (its transcript
+rebuilt from our estimated word timings) and LiveKit's cartesia.TTS streams, unchanged but for
+a URL; a raw socket for cancel, bad input and the fields every message must carry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+import websockets
+from livekit.plugins import cartesia
+from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFrame, TTSTextFrame
+from pipecat.services.cartesia.tts import CartesiaTTSService
+from pipecat.tests.utils import SleepFrame, run_test
+
+from orpheus_ws.compat.cartesia_ws import word_timestamps
+from orpheus_ws.devtools.standin_llm import StandinLLMServer
+
+from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
+
+FRAMES = 6
+TEXTS = ("Hello there, my friend.", "And again we speak.")
+
+
+def test_word_timings_spread_the_segment_by_characters() -> None:
+    words, starts, ends = word_timestamps("Hi there friend.", 1.0, 1.7)
+    assert words == ["Hi", "there", "friend."]
+    assert starts[0] == 1.0 and ends[-1] == 2.7
+    assert all(s < e for s, e in zip(starts, ends, strict=True))
+    assert starts[1:] == ends[:-1]
+    assert ends[0] - starts[0] < ends[2] - starts[2]  # longer words take longer
+
+
+async def test_pipecat_cartesia_transcript_is_the_text_word_for_word(
+        standin_server: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = FRAMES
+    tts = CartesiaTTSService(api_key="unused",
+                             url=standin_server.url.replace("http", "ws") + "/tts/websocket",
+                             settings=CartesiaTTSService.Settings(voice="leo"))
+    down, _ = await run_test(tts, frames_to_send=[
+        TTSSpeakFrame(TEXTS[0]), SleepFrame(1.5), TTSSpeakFrame(TEXTS[1]), SleepFrame(1.5)])
+    audio = [f for f in down if isinstance(f, TTSAudioRawFrame)]
+    assert {f.sample_rate for f in audio} == {24000}
+    assert sum(len(f.audio) for f in audio) == 2 * FRAMES * SAMPLES_PER_FRAME * 2
+    assert sum(isinstance(f, TTSStoppedFrame) for f in down) == 2
+    assert [f.text for f in down if isinstance(f, TTSTextFrame)] == " ".join(TEXTS).split()
+    assert completions(fake_llm)[-2:] == [f"leo: {TEXTS[0]}", f"leo: {TEXTS[1]}"]
+
+
+async def test_livekit_cartesia_streams_two_turns(standin_server: ServerProcess,
+                                                  fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = FRAMES
+    async with aiohttp.ClientSession() as http:
+        tts = cartesia.TTS(base_url=standin_server.url, api_key="unused", http_session=http)
+        for text in TEXTS:
+            stream = tts.stream()
+            for word in text.split():
+                stream.push_text(word + " ")
+            stream.end_input()
+            samples = 0
+            async for event in stream:
+                assert event.frame.sample_rate == 24000
+                samples += event.frame.samples_per_channel
+            await stream.aclose()
+            assert samples == FRAMES * SAMPLES_PER_FRAME
+        await tts.aclose()
+
+
+async def collect(socket: Any, until: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while not events or events[-1]["type"] != until:
+        message = await asyncio.wait_for(socket.recv(), max(0.01, deadline - time.monotonic()))
+        events.append(orjson.loads(message))
+        assert {"type", "context_id", "done"} <= set(events[-1]), events[-1]
+    return events
+
+
+async def test_cancel_bad_input_and_the_fields_of_every_message(
+        standin_server: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = 300
+    fake_llm.config.tokens_per_second = 100
+    fmt = {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 16000}
+    async with websockets.connect(standin_server.url.replace("http", "ws") +
+                                  "/tts/websocket?cartesia_version=2025-04-16") as socket:
+        await socket.send(orjson.dumps({"context_id": "a", "transcript": "A long reply. ",
+                                        "continue": True, "output_format": fmt}).decode())
+        await socket.send('{"context_id": "a", "transcript": "", "continue": false}')
+        assert (await collect(socket, "chunk"))[-1]["context_id"] == "a"
+        await socket.send('{"context_id": "a", "cancel": true}')
+        started = time.monotonic()
+        while fake_llm.active:
+            assert time.monotonic() - started < 1, "the generation was not aborted"
+            await asyncio.sleep(0.01)
+        await socket.send(orjson.dumps({"context_id": "b", "transcript": "Hi.",
+                                        "output_format": {"encoding": "pcm_s24le"}}).decode())
+        events = await collect(socket, "error")
+        assert events[-1]["context_id"] == "b" and events[-1]["done"] is True
+        await socket.send("not json")
+        assert (await collect(socket, "error"))[-1]["status_code"] == 400
+        fake_llm.config.frames = FRAMES
+        fake_llm.config.tokens_per_second = 0
+        await socket.send(orjson.dumps({"context_id": "c", "transcript": "Short.",
+                                        "continue": False, "add_timestamps": True,
+                                        "output_format": fmt}).decode())
+        events = [e for e in await collect(socket, "done") if e["context_id"] == "c"]
+        assert [e["type"] for e in events if e["type"] != "chunk"] == ["timestamps", "done"]
+        assert events[-1]["done"] is True
+    assert completions(fake_llm)[-1] == "tara: Short."
