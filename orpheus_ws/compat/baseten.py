@@ -33,7 +33,7 @@ from ..outputs import OutputFormat
 from ..params import DEFAULTS, MAX_TOKENS_RANGE, SamplingParams
 from ..ws.outbox import Outbox
 from .speech import speech_response
-from .utterance import Utterance
+from .utterance import Utterance, send_from
 from .voices import VoiceMap
 
 END = "__END__"
@@ -92,7 +92,8 @@ class Baseten:
         sink = _Sink(outbox)
         utterance = Utterance(engine, self._voice(options.get("voice")), AudioFormat(), sink,
                               outbox, params=params)
-        sender = asyncio.ensure_future(self._send(websocket, outbox))
+        sender = asyncio.ensure_future(send_from(outbox, websocket,
+                                                 self.settings.ws_send_timeout))
         try:
             while True:
                 message = await websocket.receive()
@@ -113,13 +114,6 @@ class Baseten:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
-
-    async def _send(self, websocket: WebSocket, outbox: Outbox) -> None:
-        while True:
-            item = await outbox.get()
-            assert isinstance(item.data, bytes)
-            await asyncio.wait_for(websocket.send_bytes(item.data),
-                                   self.settings.ws_send_timeout)
 
 
 class _Sink:

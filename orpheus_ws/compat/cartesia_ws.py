@@ -32,15 +32,11 @@ from ..engine import AudioChunk, Engine, SegmentFinished
 from ..exceptions import OrpheusError
 from ..formats import SAMPLE_RATE, AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Utterance
+from .utterance import Utterance, dumps, send_from
 from .voices import VoiceMap
 
 ENCODINGS = {"pcm_s16le": "pcm_s16le", "pcm_f32le": "pcm_f32le", "pcm_mulaw": "mulaw",
              "pcm_alaw": "alaw"}
-
-
-def _text(payload: dict[str, Any]) -> str:
-    return orjson.dumps(payload).decode()
 
 
 def word_timestamps(text: str, start_s: float, duration_s: float
@@ -80,7 +76,7 @@ class _Context:
         self.utterance: Utterance | None = None
 
     def send(self, kind: str, done: bool = False, **fields: Any) -> None:
-        self.connection.outbox.put(_text({"type": kind, "context_id": self.id, "done": done,
+        self.connection.outbox.put(dumps({"type": kind, "context_id": self.id, "done": done,
                                           **fields}), self.utterance)
 
     def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
@@ -116,7 +112,8 @@ class _Connection:
         self.contexts: dict[str, _Context] = {}
 
     async def run(self) -> None:
-        sender = asyncio.ensure_future(self.send_loop())
+        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
+                                                 self.socket.settings.ws_send_timeout))
         try:
             while True:
                 message = await self.ws.receive()
@@ -139,7 +136,7 @@ class _Connection:
                 await sender
 
     def error(self, context_id: str, message: str, status: int = 400) -> None:
-        self.outbox.put(_text({"type": "error", "context_id": context_id, "done": True,
+        self.outbox.put(dumps({"type": "error", "context_id": context_id, "done": True,
                                "error": message, "status_code": status}))
 
     async def handle(self, data: dict[str, Any]) -> None:
@@ -188,10 +185,3 @@ class _Connection:
                                       fmt, context, self.outbox)
         self.contexts[context_id] = context
         return context
-
-    async def send_loop(self) -> None:
-        timeout = self.socket.settings.ws_send_timeout
-        while True:
-            item = await self.outbox.get()
-            assert isinstance(item.data, str)
-            await asyncio.wait_for(self.ws.send_text(item.data), timeout)

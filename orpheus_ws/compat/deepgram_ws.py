@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -32,15 +31,11 @@ from ..engine import AudioChunk, Engine, SegmentFinished
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Utterance
+from .utterance import Utterance, dumps, send_from
 from .voices import VoiceMap
 
 log = logging.getLogger("orpheus_ws.deepgram")
 ENCODINGS = {"linear16": "pcm_s16le", "mulaw": "mulaw", "alaw": "alaw"}
-
-
-def _text(payload: dict[str, Any]) -> str:
-    return orjson.dumps(payload).decode()
 
 
 class DeepgramSocket:
@@ -62,7 +57,7 @@ class DeepgramSocket:
             default_rate = 8000 if encoding in ("mulaw", "alaw") else 24000
             fmt = AudioFormat(ENCODINGS[encoding], int(query.get("sample_rate", default_rate)))
         except ValueError as exc:  # Deepgram answers a bad query with an error, then closes
-            await websocket.send_text(_text({"type": "Error", "err_code": "INVALID_QUERY",
+            await websocket.send_text(dumps({"type": "Error", "err_code": "INVALID_QUERY",
                                               "err_msg": str(exc)}))
             await websocket.close(1008, "invalid query")
             return
@@ -89,10 +84,11 @@ class DeepgramConnection:
         self.closing = False
 
     async def run(self) -> None:
-        self.outbox.put(_text({"type": "Metadata", "request_id": str(uuid.uuid4()),
+        self.outbox.put(dumps({"type": "Metadata", "request_id": str(uuid.uuid4()),
                                "model_name": self.model or self.voice,
                                "model_version": "orpheus", "model_uuid": self.voice}))
-        sender = asyncio.ensure_future(self.send_loop())
+        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
+                                                 self.settings.ws_send_timeout))
         try:
             await self.receive_loop(sender)
         finally:
@@ -132,16 +128,6 @@ class DeepgramConnection:
             else:
                 self.warn("UNKNOWN_MESSAGE", f"cannot act on a message of type {kind!r}")
 
-    async def send_loop(self) -> None:
-        timeout = self.settings.ws_send_timeout
-        while True:
-            item = await self.outbox.get()
-            data = item.data() if callable(item.data) else item.data
-            if isinstance(data, bytes):
-                await asyncio.wait_for(self.ws.send_bytes(data), timeout)
-            else:
-                await asyncio.wait_for(self.ws.send_text(data), timeout)
-
     # -- client messages --------------------------------------------------------------------
 
     def speak(self, text: str) -> None:
@@ -165,7 +151,7 @@ class DeepgramConnection:
         if utterance is not None:
             self.outbox.purge(utterance)
             await utterance.cancel()
-        self.outbox.put(_text({"type": "Cleared", "sequence_id": self.flushes}))
+        self.outbox.put(dumps({"type": "Cleared", "sequence_id": self.flushes}))
         for sequence in self.pending:  # their audio will never come: answer them now
             self.answer(sequence)
 
@@ -186,10 +172,10 @@ class DeepgramConnection:
     def answer(self, sequence: int) -> None:
         with contextlib.suppress(ValueError):
             self.pending.remove(sequence)
-        self.outbox.put(_text({"type": "Flushed", "sequence_id": sequence}))
+        self.outbox.put(dumps({"type": "Flushed", "sequence_id": sequence}))
 
     def warn(self, code: str, message: str) -> None:
-        self.outbox.put(_text({"type": "Warning", "warn_code": code, "warn_msg": message,
+        self.outbox.put(dumps({"type": "Warning", "warn_code": code, "warn_msg": message,
                                "description": message}))
 
 

@@ -31,12 +31,8 @@ from ..engine import AudioChunk, Engine, SegmentFinished
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Utterance
+from .utterance import Utterance, dumps, send_from
 from .voices import VoiceMap
-
-
-def _text(payload: dict[str, Any]) -> str:
-    return orjson.dumps(payload).decode()
 
 
 class TogetherSocket:
@@ -69,8 +65,9 @@ class _Connection:
         return {"id": self.session_id, "voice": self.voice}
 
     async def run(self) -> None:
-        self.outbox.put(_text({"type": "session.created", "session": self.session()}))
-        sender = asyncio.ensure_future(self.send_loop())
+        self.outbox.put(dumps({"type": "session.created", "session": self.session()}))
+        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
+                                                 self.socket.settings.ws_send_timeout))
         try:
             while True:
                 text = await self.ws.receive_text()
@@ -96,7 +93,7 @@ class _Connection:
             voice = session.get("voice") if isinstance(session, dict) else None
             if isinstance(voice, str):
                 self.voice = self.socket.voices.lenient(voice)
-            self.outbox.put(_text({"type": "session.updated", "session": self.session()}))
+            self.outbox.put(dumps({"type": "session.updated", "session": self.session()}))
         elif kind == "input_text_buffer.append" and isinstance(message.get("text"), str):
             self.buffer += message["text"]
         elif kind == "input_text_buffer.commit":
@@ -116,7 +113,7 @@ class _Connection:
                 self.engine, self.voice, AudioFormat(), answers, self.outbox)
         item = "item_" + uuid.uuid4().hex[:16]
         self.items.append(item)
-        self.outbox.put(_text({"type": "conversation.item.input_text.received",
+        self.outbox.put(dumps({"type": "conversation.item.input_text.received",
                                "item_id": item, "text": text}))
         self.utterance.feed.push(text)
         self.utterance.feed.flush(item)
@@ -130,14 +127,7 @@ class _Connection:
         self.items.clear()
 
     def error(self, code: str, message: str) -> None:
-        self.outbox.put(_text({"type": "error", "error": {"code": code, "message": message}}))
-
-    async def send_loop(self) -> None:
-        timeout = self.socket.settings.ws_send_timeout
-        while True:
-            item = await self.outbox.get()
-            assert isinstance(item.data, str)
-            await asyncio.wait_for(self.ws.send_text(item.data), timeout)
+        self.outbox.put(dumps({"type": "error", "error": {"code": code, "message": message}}))
 
 
 class _Answers:
@@ -147,7 +137,7 @@ class _Answers:
 
     def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
         items = self.connection.items
-        self.connection.outbox.put(_text({
+        self.connection.outbox.put(dumps({
             "type": "conversation.item.audio_output.delta", "item_id": items[0] if items else None,
             "delta": base64.b64encode(payload).decode()}), self.owner)
 
@@ -158,7 +148,7 @@ class _Answers:
         items = self.connection.items
         if mark in items:
             items.remove(mark)
-            self.connection.outbox.put(_text({"type": "conversation.item.audio_output.done",
+            self.connection.outbox.put(dumps({"type": "conversation.item.audio_output.done",
                                               "item_id": mark}))
 
     def finished(self) -> None:
@@ -166,7 +156,7 @@ class _Answers:
 
     def failed(self, error: OrpheusError) -> None:
         for item in self.connection.items:
-            self.connection.outbox.put(_text({"type": "conversation.item.tts.failed",
+            self.connection.outbox.put(dumps({"type": "conversation.item.tts.failed",
                                               "item_id": item, "error": {
                                                   "code": error.code, "message": str(error)}}))
         self.connection.items.clear()

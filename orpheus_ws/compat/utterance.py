@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from ..engine import AudioChunk, Engine, Flushed, PlayoutClock, SegmentFinished, TextFeed
 from ..exceptions import OrpheusError
@@ -25,6 +27,23 @@ if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
 log = logging.getLogger("orpheus_ws.compat")
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    """A vendor's JSON message, as sent."""
+    return orjson.dumps(payload).decode()
+
+
+async def send_from(outbox: Outbox, websocket: WebSocket, timeout_s: float) -> None:
+    """A vendor socket's send loop: the outbox's messages in order, each bounded by
+    ``timeout_s`` (a client that stopped reading ends the loop with TimeoutError)."""
+    while True:
+        item = await outbox.get()
+        data = item.data() if callable(item.data) else item.data
+        if isinstance(data, bytes):
+            await asyncio.wait_for(websocket.send_bytes(data), timeout_s)
+        else:
+            await asyncio.wait_for(websocket.send_text(data), timeout_s)
 
 
 class Sink(Protocol):
