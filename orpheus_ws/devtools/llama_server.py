@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from ..managed.backend import free_port as free_port  # re-exported for the tests and bench
 from ..managed.plan import LlamaServerMissing, find_binary
 
 HOST = "127.0.0.1"
@@ -35,14 +35,6 @@ def find_llama_server() -> str | None:
         return find_binary()
     except LlamaServerMissing:
         return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LlamaServerProcess:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -38,8 +39,7 @@ def gpu_present(device: str) -> bool:
 
 
 def free_port() -> int:
-    import socket
-
+    """A TCP port on 127.0.0.1 that was free a moment ago (llama-server's, the tests')."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
