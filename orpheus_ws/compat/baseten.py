@@ -26,14 +26,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import params as fields
 from ..config import Settings
-from ..engine import AudioChunk, Engine, SegmentFinished
-from ..exceptions import BackendUnavailable, OrpheusError, RequestError, ValidationError
+from ..engine import AudioChunk, Engine
+from ..exceptions import OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..outputs import OutputFormat
 from ..params import DEFAULTS, MAX_TOKENS_RANGE, SamplingParams
 from ..ws.outbox import Outbox
-from .speech import speech_response
-from .utterance import Utterance, send_from
+from .speech import json_body, retry_after, speech_response, status_of
+from .utterance import Sink, Utterance, send_from, stop_socket
 from .voices import VoiceMap
 
 END = "__END__"
@@ -53,19 +53,12 @@ class Baseten:
 
     @staticmethod
     def error(exc: OrpheusError) -> Response:
-        status = 400 if isinstance(exc, RequestError) else \
-            503 if isinstance(exc, BackendUnavailable) else 502
-        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=status,
-                            headers={"Retry-After": "2"} if status == 503 else {})
+        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=status_of(exc),
+                            headers=retry_after(exc))
 
     async def http(self, request: Request) -> Response:
         try:
-            try:
-                data = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                raise ValidationError("body", "is not valid JSON") from None
-            if not isinstance(data, dict):
-                raise ValidationError("body", "must be a JSON object")
+            data = await json_body(request)
             text = fields.text({"text": data.get("prompt")})
             params = fields.sampling({"temperature": data.get("temperature")})
         except RequestError as exc:
@@ -110,28 +103,16 @@ class Baseten:
         except WebSocketDisconnect:
             return
         finally:
-            await utterance.cancel()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            await stop_socket(sender, utterance)
 
 
-class _Sink:
+class _Sink(Sink):
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.error: OrpheusError | None = None
 
     def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
         self.outbox.put(payload)
-
-    def segment_finished(self, event: SegmentFinished) -> None:
-        pass
-
-    def flushed(self, mark: str | None) -> None:
-        pass
-
-    def finished(self) -> None:
-        pass
 
     def failed(self, error: OrpheusError) -> None:
         self.error = error

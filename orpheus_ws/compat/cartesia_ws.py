@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 from typing import Any
 
 import orjson
@@ -32,7 +31,7 @@ from ..engine import AudioChunk, Engine, SegmentFinished
 from ..exceptions import OrpheusError
 from ..formats import SAMPLE_RATE, AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Utterance, dumps, send_from
+from .utterance import Sink, Utterance, dumps, send_from, stop_socket
 from .voices import VoiceMap
 
 ENCODINGS = {"pcm_s16le": "pcm_s16le", "pcm_f32le": "pcm_f32le", "pcm_mulaw": "mulaw",
@@ -67,7 +66,7 @@ class CartesiaSocket:
         await _Connection(websocket, engine, self).run()
 
 
-class _Context:
+class _Context(Sink):
     def __init__(self, connection: _Connection, context_id: str, timestamps: bool) -> None:
         self.connection = connection
         self.id = context_id
@@ -128,12 +127,7 @@ class _Connection:
         except WebSocketDisconnect:
             return
         finally:
-            for context in list(self.contexts.values()):
-                if context.utterance is not None:
-                    await context.utterance.cancel()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            await stop_socket(sender, *(c.utterance for c in self.contexts.values()))
 
     def error(self, context_id: str, message: str, status: int = 400) -> None:
         self.outbox.put(dumps({"type": "error", "context_id": context_id, "done": True,

@@ -27,11 +27,11 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import Settings
-from ..engine import AudioChunk, Engine, SegmentFinished
+from ..engine import AudioChunk, Engine
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Utterance, dumps, send_from
+from .utterance import Sink, Utterance, dumps, send_from, stop_socket
 from .voices import VoiceMap
 
 log = logging.getLogger("orpheus_ws.deepgram")
@@ -61,9 +61,7 @@ class DeepgramSocket:
                                               "err_msg": str(exc)}))
             await websocket.close(1008, "invalid query")
             return
-        parts = model.split("-")
-        voice = self.voices.lenient(model, *(parts[2:3] if parts[:2] == ["aura", "2"]
-                                             else parts[1:2]))
+        voice = self.voices.deepgram(model)
         engine: Engine = websocket.state.engine
         await DeepgramConnection(websocket, engine, voice, fmt, model, self.settings).run()
 
@@ -92,11 +90,7 @@ class DeepgramConnection:
         try:
             await self.receive_loop(sender)
         finally:
-            if self.utterance is not None:
-                await self.utterance.cancel()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            await stop_socket(sender, self.utterance)
 
     async def receive_loop(self, sender: asyncio.Future[None]) -> None:
         while True:
@@ -179,7 +173,7 @@ class DeepgramConnection:
                                "description": message}))
 
 
-class _Answers:
+class _Answers(Sink):
     """An utterance's audio and events, in Deepgram's messages."""
 
     def __init__(self, connection: DeepgramConnection) -> None:
@@ -189,15 +183,9 @@ class _Answers:
     def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
         self.connection.outbox.put(payload, self.owner)
 
-    def segment_finished(self, event: SegmentFinished) -> None:
-        pass
-
     def flushed(self, mark: str | None) -> None:
         if mark is not None:
             self.connection.answer(int(mark))
-
-    def finished(self) -> None:
-        pass
 
     def failed(self, error: OrpheusError) -> None:
         self.connection.warn(error.code.upper(), str(error))

@@ -32,7 +32,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import params as fields
 from ..config import Settings
 from ..exceptions import BackendError, BackendUnavailable, OrpheusError, ValidationError
 from ..http.glue import DisconnectAwareStream, engine_of
@@ -135,7 +134,7 @@ class OpenAISpeech:
             orpheus_voice = self.voices.resolve(voice)
         except ValidationError as exc:
             raise OpenAIError(400, str(exc), param="voice", code="invalid_voice") from None
-        return SpeechRequest(fields.text({"text": text}), orpheus_voice, OutputFormat(kind),
+        return SpeechRequest(text, orpheus_voice, OutputFormat(kind),
                              float(speed), stream_format == "sse")
 
     async def speech(self, request: Request) -> Response:

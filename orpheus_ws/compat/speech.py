@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import AudioChunk, Engine
-from ..exceptions import OrpheusError
+from ..exceptions import BackendUnavailable, OrpheusError, RequestError, ValidationError
 from ..http.glue import DisconnectAwareStream, engine_of, until_disconnect
 from ..outputs import AudioOutput, OutputFormat
 from ..params import DEFAULTS, SamplingParams
@@ -26,6 +28,29 @@ class Tally:
     """What one request generated (frames), for the vendors that report usage."""
 
     frames: int = 0
+
+
+def status_of(exc: OrpheusError) -> int:
+    """A vendor route's status for a failure: 400 for the request, 503 for a backend that
+    is down (worth a retry), 502 for one that failed."""
+    if isinstance(exc, RequestError):
+        return 400
+    return 503 if isinstance(exc, BackendUnavailable) else 502
+
+
+def retry_after(exc: OrpheusError) -> dict[str, str]:
+    return {"Retry-After": "2"} if isinstance(exc, BackendUnavailable) else {}
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or a ValidationError naming the body."""
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise ValidationError("body", "is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return data
 
 
 async def audio_pieces(engine: Engine, text: str, voice: str, fmt: OutputFormat, *,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import uuid
 from typing import Any
 
@@ -27,11 +26,11 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import Settings
-from ..engine import AudioChunk, Engine, SegmentFinished
+from ..engine import AudioChunk, Engine
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Utterance, dumps, send_from
+from .utterance import Sink, Utterance, dumps, send_from, stop_socket
 from .voices import VoiceMap
 
 
@@ -80,11 +79,7 @@ class _Connection:
         except (WebSocketDisconnect, KeyError, RuntimeError):
             return
         finally:
-            if self.utterance is not None:
-                await self.utterance.cancel()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            await stop_socket(sender, self.utterance)
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -130,7 +125,7 @@ class _Connection:
         self.outbox.put(dumps({"type": "error", "error": {"code": code, "message": message}}))
 
 
-class _Answers:
+class _Answers(Sink):
     def __init__(self, connection: _Connection) -> None:
         self.connection = connection
         self.owner: object | None = None
@@ -141,18 +136,12 @@ class _Answers:
             "type": "conversation.item.audio_output.delta", "item_id": items[0] if items else None,
             "delta": base64.b64encode(payload).decode()}), self.owner)
 
-    def segment_finished(self, event: SegmentFinished) -> None:
-        pass
-
     def flushed(self, mark: str | None) -> None:
         items = self.connection.items
         if mark in items:
             items.remove(mark)
             self.connection.outbox.put(dumps({"type": "conversation.item.audio_output.done",
                                               "item_id": mark}))
-
-    def finished(self) -> None:
-        pass
 
     def failed(self, error: OrpheusError) -> None:
         for item in self.connection.items:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -46,18 +46,35 @@ async def send_from(outbox: Outbox, websocket: WebSocket, timeout_s: float) -> N
             await asyncio.wait_for(websocket.send_text(data), timeout_s)
 
 
-class Sink(Protocol):
-    """An adapter's answers, called in the order the listener must hear them."""
+async def stop_socket(sender: asyncio.Future[None], *utterances: Utterance | None) -> None:
+    """A vendor socket's end: its utterances stopped (their LLM requests closed), then its
+    send loop."""
+    for utterance in utterances:
+        if utterance is not None:
+            await utterance.cancel()
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await sender
 
-    def audio(self, payload: bytes, chunk: AudioChunk | None) -> None: ...
 
-    def segment_finished(self, event: SegmentFinished) -> None: ...
+class Sink:
+    """An adapter's answers, called in the order the listener must hear them; an adapter
+    overrides those its protocol has a message for."""
 
-    def flushed(self, mark: str | None) -> None: ...
+    def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
+        raise NotImplementedError
 
-    def finished(self) -> None: ...
+    def segment_finished(self, event: SegmentFinished) -> None:
+        """A segment's audio is all out (for timings)."""
 
-    def failed(self, error: OrpheusError) -> None: ...
+    def flushed(self, mark: str | None) -> None:
+        """Everything before the flush ``mark`` is out."""
+
+    def finished(self) -> None:
+        """The utterance is spoken."""
+
+    def failed(self, error: OrpheusError) -> None:
+        """The utterance failed; its audio stops here."""
 
 
 class Utterance:

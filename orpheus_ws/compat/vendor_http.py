@@ -21,41 +21,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import params as fields
 from ..config import Settings
-from ..exceptions import BackendUnavailable, OrpheusError, RequestError, ValidationError
+from ..exceptions import OrpheusError, RequestError, ValidationError
 from ..outputs import OutputFormat, parse_vendor_format
-from .speech import speech_response
+from .speech import json_body, retry_after, speech_response, status_of
 from .voices import VoiceMap
 
 DEEPGRAM_ENCODINGS = {"linear16": "pcm", "mulaw": "mulaw", "alaw": "alaw", "mp3": "mp3",
                       "opus": "opus", "flac": "flac", "aac": "aac"}
 CARTESIA_ENCODINGS = {"pcm_s16le": "pcm", "pcm_mulaw": "mulaw", "pcm_alaw": "alaw"}
-
-
-def _status(exc: OrpheusError) -> int:
-    if isinstance(exc, RequestError):
-        return 400
-    return 503 if isinstance(exc, BackendUnavailable) else 502
-
-
-def _retry(exc: OrpheusError) -> dict[str, str]:
-    return {"Retry-After": "2"} if isinstance(exc, BackendUnavailable) else {}
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        data = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise ValidationError("body", "is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValidationError("body", "must be a JSON object")
-    return data
 
 
 class VendorHttp:
@@ -74,12 +53,12 @@ class VendorHttp:
     @staticmethod
     def deepgram_error(exc: OrpheusError) -> Response:
         return JSONResponse({"err_code": exc.code.upper(), "err_msg": str(exc)},
-                            status_code=_status(exc), headers=_retry(exc))
+                            status_code=status_of(exc), headers=retry_after(exc))
 
     async def deepgram(self, request: Request) -> Response:
         query = request.query_params
         try:
-            text = fields.text(await _json(request))
+            text = fields.text(await json_body(request))
             encoding = query.get("encoding", "linear16")
             if encoding not in DEEPGRAM_ENCODINGS:
                 raise ValidationError("encoding", f"must be one of {', '.join(DEEPGRAM_ENCODINGS)}")
@@ -90,10 +69,7 @@ class VendorHttp:
             default_rate = 8000 if kind in ("mulaw", "alaw") else 24000
             fmt = _format(kind, query.get("sample_rate", str(default_rate)),
                           query.get("bit_rate"), "sample_rate")
-            model = query.get("model", "")
-            parts = model.split("-")
-            voice = self.voices.lenient(model, *(parts[2:3] if parts[:2] == ["aura", "2"]
-                                                 else parts[1:2]))
+            voice = self.voices.deepgram(query.get("model", ""))
         except RequestError as exc:
             return self.deepgram_error(exc)
         return await speech_response(request, text, voice, fmt, error=self.deepgram_error)
@@ -104,11 +80,11 @@ class VendorHttp:
     def elevenlabs_error(exc: OrpheusError) -> Response:
         status = "invalid_request" if isinstance(exc, RequestError) else exc.code
         return JSONResponse({"detail": {"status": status, "message": str(exc)}},
-                            status_code=_status(exc), headers=_retry(exc))
+                            status_code=status_of(exc), headers=retry_after(exc))
 
     async def elevenlabs(self, request: Request) -> Response:
         try:
-            text = fields.text(await _json(request))
+            text = fields.text(await json_body(request))
             try:
                 fmt = parse_vendor_format(request.query_params.get("output_format",
                                                                    "mp3_44100_128"))
@@ -123,12 +99,12 @@ class VendorHttp:
 
     @staticmethod
     def cartesia_error(exc: OrpheusError) -> Response:
-        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=_status(exc),
-                            headers=_retry(exc))
+        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=status_of(exc),
+                            headers=retry_after(exc))
 
     async def cartesia(self, request: Request) -> Response:
         try:
-            data = await _json(request)
+            data = await json_body(request)
             text = fields.text({"text": data.get("transcript")})
             spec = data.get("output_format") or {}
             if not isinstance(spec, dict):

@@ -48,6 +48,13 @@ class VoiceMap:
                 return mapped
         return self.default
 
+    def deepgram(self, model: str) -> str:
+        """The voice of a Deepgram model name: ``aura-2-tara-en``, ``aura-tara-en`` or
+        ``tara`` (leniently, as every opaque vendor id)."""
+        parts = model.split("-")
+        name = parts[2:3] if parts[:2] == ["aura", "2"] else parts[1:2]
+        return self.lenient(model, *name)
+
     def resolve(self, name: str) -> str:
         """The Orpheus voice for ``name`` (an Orpheus voice, or a mapped vendor name)."""
         if name in self.voices:
