@@ -18,6 +18,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
+from .livekit_audio import synthesized
 
 FRAMES = 6
 
@@ -62,22 +63,13 @@ async def test_pipecat_deepgram_http_tts_service(standin_server: ServerProcess,
     assert samples == 2 * FRAMES * SAMPLES_PER_FRAME * 16000 // 24000
 
 
-async def livekit_audio(tts: Any, text: str) -> tuple[int, set[int]]:
-    samples, rates = 0, set()
-    async with tts.synthesize(text) as stream:
-        async for event in stream:
-            samples += event.frame.samples_per_channel
-            rates.add(event.frame.sample_rate)
-    return samples, rates
-
-
 async def test_livekit_openai_tts_with_its_defaults(standin_server: ServerProcess,
                                                     fake_llm: StandinLLMServer) -> None:
     """mp3 over SSE, voice ash: LiveKit picks its parser from the Content-Type."""
     fake_llm.config.frames = FRAMES
     tts = livekit_openai.TTS(base_url=standin_server.url + "/v1", api_key="unused")
     for text in ("Hello there.", "And again."):
-        samples, rates = await livekit_audio(tts, text)
+        samples, rates = await synthesized(tts, text)
         assert rates == {24000} and within_a_frame(samples, 24000)
     assert completions(fake_llm)[-1] == "dan: And again."  # ash answers as dan
 
@@ -98,6 +90,6 @@ async def test_livekit_vendor_plugins_over_http(standin_server: ServerProcess,
         ]
         for tts, rate in services:
             for text in ("Hello there.", "And again."):
-                samples, rates = await livekit_audio(tts, text)
+                samples, rates = await synthesized(tts, text)
                 assert rates == {rate}, (type(tts), rates)
                 assert within_a_frame(samples, rate), (type(tts), samples)

@@ -15,6 +15,7 @@ from livekit.plugins import baseten
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
+from .livekit_audio import streamed, synthesized
 
 FRAMES = 6
 
@@ -27,23 +28,14 @@ async def test_livekit_baseten_streams_two_turns_and_synthesizes(
         tts = baseten.TTS(api_key="unused", model_endpoint=ws_endpoint, voice="leo",
                           http_session=http)
         for turn in ("Hello there.", "And again."):
-            stream = tts.stream()
-            for word in turn.split():
-                stream.push_text(word + " ")
-            stream.end_input()
-            samples = 0
-            async for event in stream:
-                assert event.frame.sample_rate == 24000
-                samples += event.frame.samples_per_channel
-            await stream.aclose()
+            samples, rates = await streamed(tts, turn)
+            assert rates == {24000}
             assert samples == FRAMES * SAMPLES_PER_FRAME  # 24 kHz PCM, exactly
             assert completions(fake_llm)[-1] == f"leo: {turn}"
         tts = baseten.TTS(api_key="unused", model_endpoint=standin_server.url + "/v1/baseten",
                           voice="zac", http_session=http)
-        samples = 0
-        async with tts.synthesize("Hello there.") as chunked:
-            async for event in chunked:
-                samples += event.frame.samples_per_channel
+        samples, rates = await synthesized(tts, "Hello there.")
+        assert rates == {24000}
         assert abs(samples - FRAMES * SAMPLES_PER_FRAME) < SAMPLES_PER_FRAME
         assert completions(fake_llm)[-1] == "zac: Hello there."
 

@@ -20,6 +20,7 @@ from orpheus_ws.compat.cartesia_ws import word_timestamps
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
+from .livekit_audio import streamed
 
 FRAMES = 6
 TEXTS = ("Hello there, my friend.", "And again we speak.")
@@ -56,15 +57,8 @@ async def test_livekit_cartesia_streams_two_turns(standin_server: ServerProcess,
     async with aiohttp.ClientSession() as http:
         tts = cartesia.TTS(base_url=standin_server.url, api_key="unused", http_session=http)
         for text in TEXTS:
-            stream = tts.stream()
-            for word in text.split():
-                stream.push_text(word + " ")
-            stream.end_input()
-            samples = 0
-            async for event in stream:
-                assert event.frame.sample_rate == 24000
-                samples += event.frame.samples_per_channel
-            await stream.aclose()
+            samples, rates = await streamed(tts, text)
+            assert rates == {24000}
             assert samples == FRAMES * SAMPLES_PER_FRAME
         await tts.aclose()
 

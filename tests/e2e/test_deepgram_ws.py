@@ -20,6 +20,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
+from .livekit_audio import streamed
 
 FRAMES = 6
 
@@ -58,15 +59,8 @@ async def test_livekit_deepgram_streams_two_turns_on_a_pooled_socket(
         tts = deepgram.TTS(base_url=standin_server.url + "/v1/speak", api_key="unused",
                            http_session=http, sample_rate=16000)
         for turn in ("Hello there, how are you today?", "Fine, thank you."):
-            stream = tts.stream()
-            for word in turn.split():
-                stream.push_text(word + " ")
-            stream.end_input()
-            samples = 0
-            async for event in stream:
-                assert event.frame.sample_rate == 16000
-                samples += event.frame.samples_per_channel
-            await stream.aclose()
+            samples, rates = await streamed(tts, turn)
+            assert rates == {16000}
             assert samples >= FRAMES * SAMPLES_PER_FRAME * 16000 // 24000
         await tts.aclose()
     spoken = completions(fake_llm)[before:]
