@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from .compat.baseten import Baseten
 from .compat.cartesia_ws import CartesiaSocket
 from .compat.deepgram_ws import DeepgramSocket
+from .compat.elevenlabs_ws import ElevenLabsSocket
 from .compat.openai_speech import OpenAISpeech
 from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         *Baseten(settings).routes(),
         WebSocketRoute("/v1/audio/speech/websocket", TogetherSocket(settings).endpoint),
         WebSocketRoute("/tts/websocket", CartesiaSocket(settings).endpoint),
+        *ElevenLabsSocket(settings).routes(),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]

@@ -48,6 +48,7 @@ def every_event() -> list[events.ServerEvent]:
         events.segment_finished("r1", 0, "Hello there, how are you?", samples=43008,
                                 source_samples=43008, frames=21, sample_rate=24000,
                                 ttfa_ms=61.3, generation_ms=640.2),
+        events.timestamps("r1", 0, ["Hello", "there,"], [0.08, 0.4413], [0.4413, 0.8756]),
         events.flushed("r1", "f-7", 75776),
         events.done("r1", samples=75776, sample_rate=24000, frames=37, source_samples=75776,
                     segments=2, ttfa_ms=212.4),
@@ -60,7 +61,8 @@ def every_event() -> list[events.ServerEvent]:
 
 def test_protocol_md_has_an_example_of_every_event() -> None:
     assert set(EXAMPLES) == {"ready", "configured", "context_started", "segment_started",
-                             "segment_finished", "flushed", "done", "cancelled", "error",
+                             "segment_finished", "timestamps", "flushed", "done", "cancelled",
+                             "error",
                              "pong"}
 
 

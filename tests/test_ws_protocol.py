@@ -194,9 +194,10 @@ def test_options_apply_every_field() -> None:
         "voice": "leo", "temperature": 0.6, "top_p": 0.8, "repetition_penalty": 1.3,
         "max_tokens": 1024, "format": {"encoding": "pcm_f32le", "sample_rate": 16000},
         "buffering": "none", "buffer_delay_ms": 50, "client_buffer_ms": 200,
+        "timestamps": True,
     }, VOICES)
     assert options == Options("leo", SamplingParams(0.6, 0.8, 1.3, 1024),
-                              AudioFormat("pcm_f32le", 16000), "none", 50.0, 200.0)
+                              AudioFormat("pcm_f32le", 16000), "none", 50.0, 200.0, True)
     assert isinstance(options.buffer_delay_ms, float)
 
 
@@ -245,6 +246,8 @@ def test_the_ends_of_each_range_are_accepted(overrides: dict[str, Any]) -> None:
     ({"client_buffer_ms": 5001}, "client_buffer_ms"),
     ({"client_buffer_ms": -1}, "client_buffer_ms"),
     ({"voice": 5}, "voice"),
+    ({"timestamps": 1}, "timestamps"),
+    ({"timestamps": "yes"}, "timestamps"),
 ])
 @pytest.mark.parametrize("context_id", ["r1", None])
 def test_invalid_options(overrides: dict[str, Any], field: str, context_id: str | None) -> None:

@@ -13,8 +13,9 @@
   message carries ``type``, ``context_id`` and ``done`` (pipecat and LiveKit each index a
   different subset).
 
-Word timings are estimated: Orpheus gives no alignment, so each segment's words are spread
-over the segment's audio in proportion to their characters (docs/compatibility.md).
+Word timings are estimated (``orpheus_ws.timings``): Orpheus gives no alignment, so each
+segment's words are spread over the speech in its audio in proportion to their characters
+(docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -30,29 +31,13 @@ from ..config import Settings
 from ..engine import AudioChunk, Engine, SegmentFinished
 from ..exceptions import OrpheusError
 from ..formats import SAMPLE_RATE, AudioFormat
+from ..timings import SegmentTiming
 from ..ws.outbox import Outbox
 from .utterance import Sink, Utterance, dumps, send_from, stop_socket
 from .voices import VoiceMap
 
 ENCODINGS = {"pcm_s16le": "pcm_s16le", "pcm_f32le": "pcm_f32le", "pcm_mulaw": "mulaw",
              "pcm_alaw": "alaw"}
-
-
-def word_timestamps(text: str, start_s: float, duration_s: float
-                    ) -> tuple[list[str], list[float], list[float]]:
-    """Each word of ``text`` over ``duration_s`` from ``start_s``, in proportion to its
-    characters (the space after a word counts to it): an estimate, not an alignment."""
-    words = text.split()
-    weights = [len(word) + 1 for word in words]
-    total = sum(weights) or 1
-    starts: list[float] = []
-    ends: list[float] = []
-    at = start_s
-    for weight in weights:
-        starts.append(round(at, 3))
-        at += duration_s * weight / total
-        ends.append(round(at, 3))
-    return words, starts, ends
 
 
 class CartesiaSocket:
@@ -71,7 +56,6 @@ class _Context(Sink):
         self.connection = connection
         self.id = context_id
         self.timestamps = timestamps
-        self.audio_s = 0.0  # audio before the current segment, for the timings
         self.utterance: Utterance | None = None
 
     def send(self, kind: str, done: bool = False, **fields: Any) -> None:
@@ -82,13 +66,11 @@ class _Context(Sink):
         self.send("chunk", data=base64.b64encode(payload).decode(), status_code=206,
                   step_time=0.0)
 
-    def segment_finished(self, event: SegmentFinished) -> None:
-        seconds = event.samples / SAMPLE_RATE
-        if self.timestamps:
-            words, starts, ends = word_timestamps(event.text, self.audio_s, seconds)
+    def segment_finished(self, event: SegmentFinished, timing: SegmentTiming | None) -> None:
+        if timing is not None:
+            words, starts, ends = timing.words()
             self.send("timestamps", word_timestamps={"words": words, "start": starts,
                                                      "end": ends})
-        self.audio_s += seconds
 
     def flushed(self, mark: str | None) -> None:
         self.send("flush_done", flush_id=mark)
@@ -176,6 +158,6 @@ class _Connection:
         voice_id = voice.get("id", "") if isinstance(voice, dict) else ""
         context = _Context(self, context_id, data.get("add_timestamps") is True)
         context.utterance = Utterance(self.engine, self.socket.voices.lenient(str(voice_id)),
-                                      fmt, context, self.outbox)
+                                      fmt, context, self.outbox, timed=context.timestamps)
         self.contexts[context_id] = context
         return context

@@ -20,6 +20,7 @@ from ..engine import AudioChunk, Engine, Flushed, PlayoutClock, SegmentFinished,
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..params import DEFAULTS, SamplingParams
+from ..timings import SegmentTiming, SpeechTimer
 from ..ws.frame_audio import FrameAudio
 from ..ws.outbox import Outbox
 
@@ -64,8 +65,9 @@ class Sink:
     def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
         raise NotImplementedError
 
-    def segment_finished(self, event: SegmentFinished) -> None:
-        """A segment's audio is all out (for timings)."""
+    def segment_finished(self, event: SegmentFinished, timing: SegmentTiming | None) -> None:
+        """A segment's audio is all out, with its estimated timing if the utterance is
+        ``timed``."""
 
     def flushed(self, mark: str | None) -> None:
         """Everything before the flush ``mark`` is out."""
@@ -82,12 +84,14 @@ class Utterance:
 
     def __init__(self, engine: Engine, voice: str, fmt: AudioFormat, sink: Sink,
                  outbox: Outbox, *, params: SamplingParams = DEFAULTS,
-                 idle_flush_s: float = 0.3) -> None:
+                 idle_flush_s: float = 0.3, bit_rate: int | None = None,
+                 timed: bool = False) -> None:
         self.feed = TextFeed(max_tokens=params.max_tokens, idle_flush_s=idle_flush_s)
         self._engine = engine
-        self._audio = FrameAudio(fmt)
+        self._audio = FrameAudio(fmt, bit_rate=bit_rate)
         self._sink = sink
         self._outbox = outbox
+        self._timer = SpeechTimer() if timed else None
         self.task = asyncio.ensure_future(self._run(voice, params))
 
     @property
@@ -99,12 +103,16 @@ class Utterance:
             async for event in self._engine.synthesize(self.feed, voice=voice, params=params,
                                                        clock=PlayoutClock()):
                 if isinstance(event, AudioChunk):
+                    if self._timer is not None:
+                        self._timer.add(event.pcm)
                     await self._outbox.wait_for_room()
                     payload, _ = self._audio.chunk(event.pcm, segment_end=event.final)
                     if payload:
                         self._sink.audio(payload, event)
                 elif isinstance(event, SegmentFinished):
-                    self._sink.segment_finished(event)
+                    timing = (self._timer.finish(event.text, event.samples)
+                              if self._timer is not None else None)
+                    self._sink.segment_finished(event, timing)
                 elif isinstance(event, Flushed):
                     self._drain()
                     self._sink.flushed(event.mark)

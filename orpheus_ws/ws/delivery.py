@@ -23,6 +23,7 @@ from ..engine import (
     TextFeed,
 )
 from ..exceptions import OrpheusError
+from ..timings import SpeechTimer
 from . import events
 from .frame_audio import FrameAudio
 from .outbox import Outbox
@@ -53,6 +54,7 @@ class Delivery:
         self.segments = 0  # segments delivered in full
         self.sequence = 0
         self._segment_samples = 0
+        self._timer = SpeechTimer() if options.timestamps else None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -79,6 +81,8 @@ class Delivery:
                     # A segment's last chunk drains the resampler: the samples it held back
                     # are this segment's, in its last frame (protocol.md, segment_finished).
                     payload, samples = self.audio.chunk(item.pcm, segment_end=item.final)
+                    if self._timer is not None:
+                        self._timer.add(item.pcm)
                     self.send_audio(payload, samples, item.segment, flags, item)
                     self.frames += item.frames
                     self.source_samples += item.samples
@@ -118,6 +122,10 @@ class Delivery:
             source_samples=item.samples, frames=item.frames, sample_rate=self.sample_rate,
             ttfa_ms=round((item.first_audio_at - item.started_at) * 1000, 1),
             generation_ms=round((item.finished_at - item.started_at) * 1000, 1))))
+        if self._timer is not None:
+            timing = self._timer.finish(item.text, item.samples)
+            self.outbox.put(events.dumps(events.timestamps(self.context.id, item.segment,
+                                                           *timing.words())))
 
     def drain(self) -> None:
         """Sends what the format's converter still holds (a compressed stream ends)."""

@@ -28,6 +28,7 @@ class OptionsDict(TypedDict):
     buffering: str
     buffer_delay_ms: float
     client_buffer_ms: float
+    timestamps: bool
 
 
 class LimitsDict(TypedDict):
@@ -83,6 +84,19 @@ class SegmentFinished(TypedDict):
     generation_ms: float
 
 
+class WordTiming(TypedDict):
+    text: str
+    start_ms: float
+    end_ms: float
+
+
+class Timestamps(TypedDict):
+    type: Literal["timestamps"]
+    context_id: str
+    segment: int
+    words: list[WordTiming]
+
+
 class Flushed(TypedDict):
     type: Literal["flushed"]
     context_id: str
@@ -122,8 +136,8 @@ class Pong(TypedDict):
     server_time: float
 
 
-ServerEvent = (Ready | Configured | ContextStarted | SegmentStarted | SegmentFinished | Flushed
-               | Done | Cancelled | Error | Pong)
+ServerEvent = (Ready | Configured | ContextStarted | SegmentStarted | SegmentFinished
+               | Timestamps | Flushed | Done | Cancelled | Error | Pong)
 
 
 def dumps(event: ServerEvent) -> str:
@@ -165,6 +179,15 @@ def segment_finished(context_id: str, segment: int, text: str, *, samples: int,
             "text": text, "samples": samples, "source_samples": source_samples,
             "frames": frames, "duration_ms": ms(samples, sample_rate), "ttfa_ms": ttfa_ms,
             "generation_ms": generation_ms}
+
+
+def timestamps(context_id: str, segment: int, words: list[str], starts_s: list[float],
+               ends_s: list[float]) -> Timestamps:
+    """A segment's estimated word timings, from the context's first sample."""
+    return {"type": "timestamps", "context_id": context_id, "segment": segment,
+            "words": [{"text": word, "start_ms": round(start * 1000, 1),
+                       "end_ms": round(end * 1000, 1)}
+                      for word, start, end in zip(words, starts_s, ends_s, strict=True)]}
 
 
 def flushed(context_id: str, flush_id: str | None, samples: int) -> Flushed:

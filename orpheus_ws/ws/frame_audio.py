@@ -19,8 +19,9 @@ from ..formats import SAMPLE_RATE, AudioFormat
 
 
 class FrameAudio:
-    def __init__(self, fmt: AudioFormat) -> None:
+    def __init__(self, fmt: AudioFormat, *, bit_rate: int | None = None) -> None:
         self.format = fmt
+        self.bit_rate = bit_rate  # compressed: the encoder's, or its default
         self._converter = FormatConverter(fmt) if not fmt.compressed else None
         self._encoder: StreamEncoder | None = None
         self._source = 0  # compressed: 24 kHz samples fed, for the count at the format's rate
@@ -34,7 +35,8 @@ class FrameAudio:
                 self._converter = FormatConverter(self.format)  # the next segment's own
             return payload, len(payload) // self.format.bytes_per_sample
         if self._encoder is None:
-            self._encoder = StreamEncoder(self.format.encoding, self.format.sample_rate)
+            self._encoder = StreamEncoder(self.format.encoding, self.format.sample_rate,
+                                          self.bit_rate)
         self._source += pcm.shape[0]
         counted = round(self._source * self.format.sample_rate / SAMPLE_RATE)
         added, self._counted = counted - self._counted, counted

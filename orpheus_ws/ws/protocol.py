@@ -64,6 +64,7 @@ class Options:
     buffering: str = "auto"
     buffer_delay_ms: float = 300.0
     client_buffer_ms: float = 0.0
+    timestamps: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ class Ping:
 
 ClientMessage = Configure | Text | Flush | End | Cancel | Ping
 OPTION_FIELDS = ("voice", "temperature", "top_p", "repetition_penalty", "max_tokens", "format",
-                 "buffering", "buffer_delay_ms", "client_buffer_ms")
+                 "buffering", "buffer_delay_ms", "client_buffer_ms", "timestamps")
 
 
 def _context_id(data: dict[str, Any], *, required: bool = True) -> str | None:
@@ -192,7 +193,10 @@ def apply_options(base: Options, overrides: dict[str, Any], voices: list[str], *
     delay = _milliseconds(overrides, "buffer_delay_ms", base.buffer_delay_ms, context_id)
     client_buffer = _milliseconds(overrides, "client_buffer_ms", base.client_buffer_ms,
                                   context_id, high=5000)
-    return Options(voice, params, fmt, buffering, delay, client_buffer)
+    timestamps = overrides.get("timestamps", base.timestamps)
+    if not isinstance(timestamps, bool):
+        raise ValidationError("timestamps", "must be true or false", context_id=context_id)
+    return Options(voice, params, fmt, buffering, delay, client_buffer, timestamps)
 
 
 def _milliseconds(overrides: dict[str, Any], name: str, default: float,
@@ -212,7 +216,7 @@ def options_dict(options: Options) -> OptionsDict:
         "format": {"encoding": options.format.encoding,
                    "sample_rate": options.format.sample_rate},
         "buffering": options.buffering, "buffer_delay_ms": options.buffer_delay_ms,
-        "client_buffer_ms": options.client_buffer_ms,
+        "client_buffer_ms": options.client_buffer_ms, "timestamps": options.timestamps,
     }
 
 

@@ -16,7 +16,6 @@ from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFra
 from pipecat.services.cartesia.tts import CartesiaTTSService
 from pipecat.tests.utils import SleepFrame, run_test
 
-from orpheus_ws.compat.cartesia_ws import word_timestamps
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
@@ -24,15 +23,6 @@ from .livekit_audio import streamed
 
 FRAMES = 6
 TEXTS = ("Hello there, my friend.", "And again we speak.")
-
-
-def test_word_timings_spread_the_segment_by_characters() -> None:
-    words, starts, ends = word_timestamps("Hi there friend.", 1.0, 1.7)
-    assert words == ["Hi", "there", "friend."]
-    assert starts[0] == 1.0 and ends[-1] == 2.7
-    assert all(s < e for s, e in zip(starts, ends, strict=True))
-    assert starts[1:] == ends[:-1]
-    assert ends[0] - starts[0] < ends[2] - starts[2]  # longer words take longer
 
 
 async def test_pipecat_cartesia_transcript_is_the_text_word_for_word(

@@ -369,3 +369,31 @@ async def test_ping_config_and_buffering_none(standin_server: ServerProcess,
         # a segment generates ahead of the one playing: requests may reach the LLM in any order
         assert sorted(completions(fake_llm, before)) == sorted(f"leo: {p.strip()}"
                                                               for p in pieces)
+
+
+async def test_timestamps_follow_each_segment_when_asked(standin_server: ServerProcess,
+                                                         fake_llm: StandinLLMServer) -> None:
+    """``"timestamps": true``: after each ``segment_finished`` the segment's words with
+    estimated times from the context's first sample, spanning at most its audio; none
+    otherwise."""
+    fake_llm.config.frames = 3
+    async with RawSocket.connect(standin_server.ws_url) as raw:
+        await raw.send({"type": "text", "context_id": "t", "timestamps": True, "end": True,
+                        "text": "Hello there, my friend. How are you today?",
+                        "format": {"encoding": "pcm_s16le", "sample_rate": 16000}})
+        await raw.until("done", "t")
+        await raw.send({"type": "text", "context_id": "plain", "text": "Hi.", "end": True})
+        await raw.until("done", "plain")
+    assert raw.events("timestamps", "plain") == []
+    mine = [m for m in raw.received if not isinstance(m, Frame) and m["context_id"] == "t"]
+    finished = raw.events("segment_finished", "t")
+    stamps = raw.events("timestamps", "t")
+    assert [mine.index(s) for s in stamps] == [mine.index(f) + 1 for f in finished]
+    segment_ms = 3 * SAMPLES_PER_FRAME / 24
+    for n, (stamp, segment) in enumerate(zip(stamps, finished, strict=True)):
+        assert stamp["segment"] == segment["segment"] == n
+        assert [w["text"] for w in stamp["words"]] == segment["text"].split()
+        starts = [w["start_ms"] for w in stamp["words"]]
+        ends = [w["end_ms"] for w in stamp["words"]]
+        assert n * segment_ms <= starts[0] and ends[-1] <= (n + 1) * segment_ms + 0.1
+        assert starts == sorted(starts) and all(s < e for s, e in zip(starts, ends, strict=True))
