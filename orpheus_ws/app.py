@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from .compat.baseten import Baseten
 from .compat.cartesia_ws import CartesiaSocket
@@ -31,6 +32,7 @@ from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
 from .config import Settings
 from .engine import Engine, build_engine
+from .http.gate import SocketGate, no_such_socket
 from .http.seed_api import HttpApi
 from .managed.backend import ManagedBackend, start_managed, torch_threads_for
 from .ws.endpoint import WebSocketEndpoint
@@ -93,11 +95,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]
-    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+    middleware = [Middleware(SocketGate, max_connections=settings.ws_max_connections),
+                  Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
                              allow_headers=["*"],
                              expose_headers=["X-Processing-Time-Ms", "X-TTFA-Ms",
                                              "X-Audio-Duration-Seconds", "x-request-id"])]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    http_not_found = app.router.default
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        handler = no_such_socket if scope["type"] == "websocket" else http_not_found
+        await handler(scope, receive, send)
+
+    app.router.default = not_found
     app.state.ws_endpoint = ws
     return app
 

@@ -46,6 +46,7 @@ class Settings:
     schedule_margin_ms: str = "auto"
     lookahead: int = 1
     # WebSocket limits (protocol.md).
+    ws_max_connections: int = 1000  # open WebSockets, all routes; past it: 503 at the handshake
     ws_max_contexts: int = 8
     ws_max_message_bytes: int = 65536
     ws_max_text_chars: int = 5000

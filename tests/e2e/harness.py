@@ -25,11 +25,15 @@ from typing import Any
 
 import aiohttp
 import orjson
+import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from orpheus_ws.app import create_app
+from orpheus_ws.config import Settings
 from orpheus_ws.devtools.llama_server import free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
+from orpheus_ws.engine import Codec, DecoderService, Engine, LLMClient
 from orpheus_ws.ws.protocol import FrameHeader, decode_audio_frame
 
 from ..utils import scaled
@@ -295,3 +299,24 @@ def completions(standin: StandinLLMServer, since: int = 0) -> list[str]:
     """Texts of the generations the stand-in was asked for (the prompt, voice prefix kept)."""
     return [prompt_text(r.body.get("prompt")) for r in standin.requests[since:]
             if r.path == "/completion"]
+
+
+async def serve_in_process(standin: StandinLLMServer, codec: Codec,
+                           settings: Settings | None = None) -> AsyncIterator[str]:
+    """``create_app`` on a real port in this process, with an engine of the test's parts (for
+    faults that can't be caused from outside); yields ``host:port``."""
+    standin.config.frames = 4
+    engine = Engine(LLMClient(standin.url), DecoderService(codec), voices=["tara"])
+    port = free_port()
+    config = uvicorn.Config(create_app(settings or Settings(), engine), host=HOST, port=port,
+                            log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        assert not task.done(), "the in-process server did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"{HOST}:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, scaled(10))

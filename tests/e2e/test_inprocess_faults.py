@@ -10,19 +10,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from orpheus_ws.app import create_app
 from orpheus_ws.client import OrpheusClient, ServerError
-from orpheus_ws.config import Settings
-from orpheus_ws.devtools.llama_server import free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
-from orpheus_ws.engine import Codec, DecoderService, Engine, LLMClient, PassThroughCodec
+from orpheus_ws.engine import PassThroughCodec
 from orpheus_ws.ws.delivery import Delivery
 from orpheus_ws.ws.endpoint import Connection
 
 from ..fakes import FailingCodec
 from ..utils import scaled
+from .harness import serve_in_process
 
 
 @pytest_asyncio.fixture
@@ -35,24 +32,6 @@ async def failing_server(standin: StandinLLMServer) -> AsyncIterator[str]:
 async def working_server(standin: StandinLLMServer) -> AsyncIterator[str]:
     async for address in serve_in_process(standin, PassThroughCodec()):
         yield address
-
-
-async def serve_in_process(standin: StandinLLMServer, codec: Codec) -> AsyncIterator[str]:
-    standin.config.frames = 4
-    engine = Engine(LLMClient(standin.url), DecoderService(codec), voices=["tara"])
-    port = free_port()
-    config = uvicorn.Config(create_app(Settings(), engine), host="127.0.0.1", port=port,
-                            log_level="warning", ws="websockets-sansio")
-    server = uvicorn.Server(config)
-    task = asyncio.ensure_future(server.serve())
-    while not server.started:
-        assert not task.done(), "the in-process server did not start"
-        await asyncio.sleep(0.05)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, scaled(10))
 
 
 async def test_a_failing_decoder_fails_its_context_with_decoder_error(
