@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection
 
 from orpheus_ws.app import create_app
 from orpheus_ws.config import Settings
-from orpheus_ws.devtools.llama_server import free_port
+from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
 from orpheus_ws.engine import Codec, DecoderService, Engine, LLMClient
 from orpheus_ws.ws.protocol import FrameHeader, decode_audio_frame
@@ -320,3 +320,55 @@ async def serve_in_process(standin: StandinLLMServer, codec: Codec,
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, scaled(10))
+
+
+# -- llama-server's slots ------------------------------------------------------------------
+
+
+async def llama_slots(http: aiohttp.ClientSession,
+                      llama: LlamaServerProcess) -> list[dict[str, Any]]:
+    async with http.get(llama.url + "/slots") as response:
+        slots: list[dict[str, Any]] = await response.json()
+    return slots
+
+
+async def llama_busy_slots(http: aiohttp.ClientSession, llama: LlamaServerProcess) -> int:
+    return sum(1 for slot in await llama_slots(http, llama) if slot["is_processing"])
+
+
+async def llama_seconds_per_token(http: aiohttp.ClientSession,
+                                  llama: LlamaServerProcess) -> float:
+    """How fast llama-server generates right now: seconds per token of its busiest slot."""
+
+    async def decoded() -> int:
+        counts = [0]
+        for slot in await llama_slots(http, llama):
+            progress = slot.get("next_token") or {}
+            for entry in progress if isinstance(progress, list) else [progress]:
+                counts.append(int(entry.get("n_decoded", 0)))
+        return max(counts)
+
+    started, before = time.monotonic(), await decoded()
+    await asyncio.sleep(0.2)
+    made = await decoded() - before
+    return (time.monotonic() - started) / max(made, 1)
+
+
+async def seconds_until_llama_idle(http: aiohttp.ClientSession,
+                                   llama: LlamaServerProcess) -> float:
+    """Polls llama-server's /slots until no slot is processing; the time that took. Every
+    5 ms, not flat out: llama-server answers /slots from its generation loop, so a flood of
+    polls would slow the very cancellation being measured."""
+    started = time.monotonic()
+    while await llama_busy_slots(http, llama):
+        assert time.monotonic() - started < scaled(5), "llama-server slots stay busy"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+def idle_deadline(seconds_per_token: float) -> float:
+    """The issue's criterion: every slot idle within 100 ms of the abort. llama-server notices
+    a dropped connection only when a write fails, one or two tokens later, and then needs a
+    step of its loop; where it makes tokens slower than every 33 ms (a loaded CPU), that is
+    what bounds it."""
+    return max(scaled(0.1), 3 * seconds_per_token)
