@@ -18,6 +18,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
+from ..utils import eventually
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
 from .livekit_audio import streamed
 
@@ -94,3 +95,24 @@ async def test_cancel_bad_input_and_the_fields_of_every_message(
         assert [e["type"] for e in events if e["type"] != "chunk"] == ["timestamps", "done"]
         assert events[-1]["done"] is True
     assert completions(fake_llm)[-1] == "tara: Short."
+
+
+async def test_too_many_contexts_and_unknown_messages_are_errors_others_unaffected(
+        standin_server: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = 300
+    fake_llm.config.tokens_per_second = 20
+    url = standin_server.url.replace("http", "ws") + "/tts/websocket?cartesia_version=2025-04-16"
+    async with websockets.connect(url) as socket, websockets.connect(url) as other:
+        await other.send('{"context_id": "o", "transcript": "Other. ", "continue": false}')
+        for n in range(9):  # the server's --ws-max-contexts is 8
+            await socket.send(orjson.dumps({"context_id": f"c{n}", "transcript": "Hi. ",
+                                            "continue": True}).decode())
+        refused = (await collect(socket, "error"))[-1]
+        assert (refused["context_id"], refused["status_code"]) == ("c8", 429)
+        await socket.send('{"hello": "world"}')
+        unknown = (await collect(socket, "error"))[-1]
+        assert unknown["status_code"] == 400 and unknown["done"] is True
+        assert (await collect(other, "chunk"))[-1]["context_id"] == "o"
+        await socket.send('{"context_id": "c0", "cancel": true}')  # the socket still listens
+    await eventually(lambda: fake_llm.active == 0, timeout=5, what="stand-in slots free")
+    fake_llm.config.tokens_per_second = 0
