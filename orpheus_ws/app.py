@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TypedDict
 
@@ -32,7 +33,8 @@ from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
 from .config import Settings
 from .engine import Engine, build_engine
-from .http.gate import SocketGate, no_such_socket
+from .http.auth import KeyRing, RedactKeys
+from .http.gate import Gate, no_such_socket
 from .http.seed_api import HttpApi
 from .managed.backend import ManagedBackend, start_managed, torch_threads_for
 from .ws.endpoint import WebSocketEndpoint
@@ -54,6 +56,10 @@ def web_client_dir() -> Path:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s:%(name)s:%(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactKeys())
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactKeys())
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,
@@ -62,6 +68,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     ``managed`` is a llama-server already started for it (``orpheus-ws serve``). With neither
     and no LLM URL, the lifespan starts the managed llama-server itself."""
     settings = settings or Settings.from_env()
+    keys = KeyRing(settings.api_keys, settings.api_keys_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -73,10 +80,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                 settings, llm_url=backend.url if backend else None,
                 torch_threads=torch_threads_for(settings) if backend else None)
             await active.start()
-            try:
-                yield {"engine": active, "managed": backend}
-            finally:
-                await active.close()
+            app.state.engine = active  # for the drain (serving.py)
+            with _reloading_on_sighup(keys):
+                try:
+                    yield {"engine": active, "managed": backend}
+                finally:
+                    await active.close()
         finally:
             if own is not None:
                 await asyncio.to_thread(own.stop)
@@ -95,11 +104,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]
-    middleware = [Middleware(SocketGate, max_connections=settings.ws_max_connections),
-                  Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+    middleware = [Middleware(CORSMiddleware, allow_origins=settings.origins,
+                             allow_methods=["*"],
                              allow_headers=["*"],
                              expose_headers=["X-Processing-Time-Ms", "X-TTFA-Ms",
-                                             "X-Audio-Duration-Seconds", "x-request-id"])]
+                                             "X-Audio-Duration-Seconds", "x-request-id"]),
+                  Middleware(Gate, keys=keys, max_connections=settings.ws_max_connections,
+                             allowed_origins=settings.origins,
+                             metrics_token=settings.metrics_token)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     http_not_found = app.router.default
 
@@ -109,7 +121,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
 
     app.router.default = not_found
     app.state.ws_endpoint = ws
+    app.state.keys = keys
     return app
+
+
+@contextlib.contextmanager
+def _reloading_on_sighup(keys: KeyRing) -> Iterator[None]:
+    """SIGHUP re-reads the API keys file (where this loop may handle signals: the main
+    thread, not uvicorn's worker supervisor, which restarts its workers on SIGHUP)."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, keys.reload)
+    except (RuntimeError, ValueError, NotImplementedError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
 def __getattr__(name: str) -> Starlette:

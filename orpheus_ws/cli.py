@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import socket
 import sys
 from dataclasses import fields, replace
 
 import uvicorn
-from starlette.applications import Starlette
 
 from .config import Settings
 
@@ -34,6 +32,12 @@ SERVE_FLAGS: dict[str, str] = {
     "default_voice": "voice used when a request names none",
     "workers": "uvicorn worker processes",
     "log_level": "debug, info, warning, error",
+    "api_key": "an API key clients must present (repeatable); none: no key needed",
+    "api_keys_file": "a file of API keys, one per line (KEY or NAME:KEY), re-read on SIGHUP",
+    "allowed_origins": "comma-separated origins for CORS and WebSocket handshakes (* = any)",
+    "metrics_token": "a token /metrics requires (Authorization: Bearer TOKEN)",
+    "drain_timeout": "seconds utterances in progress may take to finish after SIGTERM",
+    "log_format": "text or json (one JSON object per line)",
 }
 
 
@@ -45,6 +49,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if f.name == "llama_args":
             parser.add_argument("--llama-arg", dest=f.name, action="append", default=None,
                                 metavar="ARG", help=help_text)
+        elif f.name == "api_key":
+            parser.add_argument("--api-key", dest=f.name, action="append", default=None,
+                                metavar="KEY", help=help_text)
         elif "bool" in str(f.type):
             parser.add_argument(flag, dest=f.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
@@ -57,24 +64,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     extra: list[str] | None = overrides.get("llama_args")
     if extra is not None:
         overrides["llama_args"] = shlex.join(extra)
+    keys: list[str] | None = overrides.get("api_key")
+    if keys is not None:
+        overrides["api_key"] = ",".join(keys)
     env = dict(os.environ)
     for name, value in overrides.items():
         if value is not None:
             env[Settings.env_name(name)] = ("1" if value else "0") if isinstance(value, bool) \
                 else str(value)
     return Settings.from_env(env)
-
-
-def run_graceful(app: Starlette, config: uvicorn.Config) -> None:
-    """uvicorn's server, but WebSocket sessions hear the shutdown first: each gets an
-    ``error`` event and close code 1001 (protocol.md) before uvicorn closes what is left."""
-
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            await app.state.ws_endpoint.shutdown()
-            await super().shutdown(sockets)
-
-    Server(config).run()
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -88,6 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     from .managed.plan import LlamaServerMissing
     from .managed.supervisor import LlamaServerFailed
     from .models import ModelError, resolve_snac
+    from .serving import GracefulServer
 
     configure_logging(settings.log_level)
     managed: ManagedBackend | None = None
@@ -114,7 +113,8 @@ def serve(args: argparse.Namespace) -> int:
             uvicorn.run("orpheus_ws.app:app", workers=int(args.workers), **ws_options)  # type: ignore[arg-type]
         else:
             app = create_app(settings, managed=managed)
-            run_graceful(app, uvicorn.Config(app, **ws_options))  # type: ignore[arg-type]
+            GracefulServer(uvicorn.Config(app, **ws_options),  # type: ignore[arg-type]
+                           app, settings.drain_timeout).run()
     finally:
         if managed is not None:
             managed.stop()

@@ -55,7 +55,19 @@ class Settings:
     ws_ping_interval: float = 20.0
     ws_buffer_delay_ms: float = 300.0
     ws_send_timeout: float = 10.0
+    # Putting it on a network (README, "On a network").
+    api_key: str = ""  # comma-joined, from the repeatable --api-key
+    api_keys_file: str = ""
+    allowed_origins: str = "*"
+    metrics_token: str = ""
+    max_generations: int = 0  # utterances generating at once, server-wide; 0: no fixed cap
+    key_max_generations: int = 0  # the same per API key; 0: no cap
+    max_queued: int = 16  # utterances waiting for a generation slot
+    queue_timeout: float = 5.0
+    realtime_admission: bool = True  # refuse new work the decoder or LLM can't keep in real time
+    drain_timeout: float = 30.0
     log_level: str = "info"
+    log_format: str = "text"
 
     def batch_wait_s(self, device: str) -> float:
         """How long a window may wait for batch company, at most (never longer than the
@@ -136,6 +148,16 @@ class Settings:
             raise ValueError("voice_map must be NAME=VOICE pairs separated by commas")
         if self.default_voice not in self.voice_list:
             raise ValueError(f"default voice {self.default_voice!r} is not in the voice list")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("log_format must be text or json")
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [key.strip() for key in self.api_key.split(",") if key.strip()]
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()] or ["*"]
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:

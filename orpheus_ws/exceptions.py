@@ -12,6 +12,10 @@ Hierarchy::
     ├── ConnectionFault         the WS connection must close (protocol.md, "Close codes")
     │   └── TooManyContexts         one more context would pass the session's cap (4001)
     ├── ClientGone              the HTTP client went away before its answer was ready
+    ├── Overloaded              the server can't take this work now: try again after
+    │   │                       ``retry_after_s`` (HTTP 503 + Retry-After, WS ``server_busy``)
+    │   ├── RateLimited             the API key has its share in flight (HTTP 429)
+    │   └── Draining                the server is shutting down (HTTP 503, WS ``draining``)
     ├── BackendError            the LLM backend failed one generation (HTTP 502)
     │   ├── BackendUnavailable      it can't be reached or refuses (HTTP 503)
     │   └── BackendProtocolError    it streamed something other than Orpheus audio (HTTP 502)
@@ -91,6 +95,24 @@ class ClientGone(OrpheusError):
     """The HTTP client disconnected before its response was ready."""
 
     code = "client_gone"
+
+
+class Overloaded(OrpheusError):
+    """No room for this work now; worth retrying after ``retry_after_s``."""
+
+    code = "server_busy"
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(Overloaded):
+    code = "rate_limited"
+
+
+class Draining(Overloaded):
+    code = "draining"
 
 
 class BackendError(OrpheusError):

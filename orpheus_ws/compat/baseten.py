@@ -4,7 +4,8 @@
 
 - socket: a JSON options message ``{"voice", "max_tokens", "buffer_size"}``, then raw text
   messages (segmented like the native ``auto`` buffering), then the string ``"__END__"``; the
-  server sends binary 24 kHz s16le PCM, then closes (1000; 1011 after a failed generation).
+  server sends binary 24 kHz s16le PCM, then closes (1000; 1011 after a failed generation,
+  1013 when the server had no room for it).
 - HTTP: ``POST`` ``{"prompt", "voice", "temperature", "language"}``, raw 24 kHz s16le PCM
   back.
 
@@ -27,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import params as fields
 from ..config import Settings
 from ..engine import AudioChunk, Engine
-from ..exceptions import OrpheusError, RequestError
+from ..exceptions import OrpheusError, Overloaded, RequestError
 from ..formats import AudioFormat
 from ..outputs import OutputFormat
 from ..params import DEFAULTS, MAX_TOKENS_RANGE, SamplingParams
@@ -96,7 +97,7 @@ class Baseten:
                 if text == END:
                     utterance.feed.end()
                     if await utterance.finish(websocket, outbox, sender):
-                        await websocket.close(1011 if sink.error else 1000)
+                        await websocket.close(*sink.close_code())
                     return
                 if text:
                     utterance.feed.push(text)
@@ -116,3 +117,9 @@ class _Sink(Sink):
 
     def failed(self, error: OrpheusError) -> None:
         self.error = error
+
+    def close_code(self) -> tuple[int, str]:
+        """1000; 1013 (try again later) when the server had no room; 1011 after a failure."""
+        if self.error is None:
+            return 1000, ""
+        return 1013 if isinstance(self.error, Overloaded) else 1011, str(self.error)[:120]

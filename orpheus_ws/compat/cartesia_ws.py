@@ -33,6 +33,7 @@ from ..exceptions import OrpheusError
 from ..formats import SAMPLE_RATE, AudioFormat
 from ..timings import SegmentTiming
 from ..ws.outbox import Outbox
+from .speech import status_of
 from .utterance import Sink, Utterance, dumps, send_from, stop_socket
 from .voices import VoiceMap
 
@@ -80,7 +81,7 @@ class _Context(Sink):
         self.connection.contexts.pop(self.id, None)
 
     def failed(self, error: OrpheusError) -> None:
-        self.send("error", done=True, error=str(error), status_code=500)
+        self.send("error", done=True, error=str(error), status_code=status_of(error))
         self.connection.contexts.pop(self.id, None)
 
 

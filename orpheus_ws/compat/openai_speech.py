@@ -33,7 +33,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import Settings
-from ..exceptions import BackendError, BackendUnavailable, OrpheusError, ValidationError
+from ..exceptions import (
+    BackendError,
+    BackendUnavailable,
+    OrpheusError,
+    Overloaded,
+    RateLimited,
+    ValidationError,
+)
 from ..http.glue import DisconnectAwareStream, engine_of
 from ..outputs import OutputFormat
 from ..params import MAX_TEXT_CHARS
@@ -68,7 +75,7 @@ class OpenAIError(Exception):
         body = {"error": {"message": self.message, "type": self.kind, "param": self.param,
                           "code": self.code}}
         headers = {"x-request-id": request_id}
-        if self.status == 503:
+        if self.status in (429, 503):
             headers["Retry-After"] = "2"
         return JSONResponse(body, status_code=self.status, headers=headers)
 
@@ -77,7 +84,9 @@ def openai_error(exc: OrpheusError) -> OpenAIError:
     """Our exceptions in OpenAI's vocabulary and statuses (the SDK maps them to its classes)."""
     if isinstance(exc, ValidationError):
         return OpenAIError(400, str(exc), param=exc.field, code=exc.code)
-    if isinstance(exc, BackendUnavailable):
+    if isinstance(exc, RateLimited):
+        return OpenAIError(429, str(exc), code=exc.code, kind="rate_limit_exceeded")
+    if isinstance(exc, BackendUnavailable | Overloaded):
         return OpenAIError(503, str(exc), code=exc.code, kind="server_error")
     if isinstance(exc, BackendError):
         return OpenAIError(502, str(exc), code=exc.code, kind="server_error")

@@ -17,6 +17,7 @@ tokens into SNAC codes, for the benchmarks that decode outside the engine.
 
 from __future__ import annotations
 
+from .admission import Admission, current_key, current_route
 from .build import build_engine, stream_tuning
 from .clock import PlayoutClock
 from .codec import Codec, PassThroughCodec, SnacCodec, load_codec, save_random_snac
@@ -30,6 +31,7 @@ from .pipeline import StreamTuning
 from .tokens import Frame, FrameParser
 
 __all__ = [
+    "Admission",
     "AudioChunk",
     "Codec",
     "DecoderService",
@@ -48,6 +50,8 @@ __all__ = [
     "SynthesisEvent",
     "TextFeed",
     "build_engine",
+    "current_key",
+    "current_route",
     "load_codec",
     "save_random_snac",
     "stream_tuning",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
+from .admission import Admission
 from .codec import load_codec
 from .decoder import DecoderService
 from .engine import Engine
@@ -32,5 +33,9 @@ def build_engine(settings: Settings, *, llm_url: str | None = None,
     api: LlmApi = "openai" if settings.llm_api == "openai" else "llama"
     llm = LLMClient(llm_url or settings.llm_url, api, model=settings.llm_model,
                     read_timeout_s=settings.llm_timeout)
+    admission = Admission(max_generations=settings.max_generations,
+                          per_key=settings.key_max_generations, max_queued=settings.max_queued,
+                          queue_timeout_s=settings.queue_timeout)
     return Engine(llm, decoder, voices=settings.voice_list,
-                  tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead)
+                  tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead,
+                  admission=admission)

@@ -160,6 +160,11 @@ class DecoderService:
         self.seconds_per_frame = 0.02
         self._streams = 0  # streams decoding now: with one alone, waiting for company is moot
 
+    @property
+    def running(self) -> bool:
+        """Its service task is up (started, not closed, not died)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="decoder")

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..exceptions import OrpheusError, UnknownVoice
 from ..params import SamplingParams
+from .admission import Admission, current_key
 from .clock import PlayoutClock
 from .decoder import DecoderService
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
@@ -83,8 +84,11 @@ class Engine:
         voices: list[str],
         tuning: StreamTuning = StreamTuning(),
         lookahead: int = 1,
+        admission: Admission | None = None,
     ) -> None:
         self.llm = llm
+        self.admission = admission or Admission()
+        self.utterances = 0  # being synthesized now (admitted)
         self.decoder = decoder
         self.voices = voices
         self.tuning = tuning
@@ -161,7 +165,30 @@ class Engine:
         clock: PlayoutClock | None = None,
         first_index: int = 0,
     ) -> AsyncGenerator[SynthesisEvent, None]:
-        """Ordered events for each segment; raises the first segment's OrpheusError."""
+        """Ordered events for each segment, once admitted (``admission.py``: the caller is
+        ``current_key``); raises the first segment's OrpheusError, or why it was refused."""
+        self.check_voice(voice)
+        async with self.admission.enter(current_key.get()):
+            self.utterances += 1
+            try:
+                async with contextlib.aclosing(self._synthesize(
+                        segments, voice=voice, params=params, clock=clock,
+                        first_index=first_index)) as events:
+                    async for event in events:
+                        yield event
+            finally:
+                self.utterances -= 1
+
+    async def _synthesize(
+        self,
+        segments: Segments,
+        *,
+        voice: str,
+        params: SamplingParams,
+        clock: PlayoutClock | None = None,
+        first_index: int = 0,
+    ) -> AsyncGenerator[SynthesisEvent, None]:
+        """The events of ``synthesize``, without admission."""
         self.check_voice(voice)
         loop = asyncio.get_running_loop()
         order: asyncio.Queue[Any] = asyncio.Queue()

@@ -15,6 +15,8 @@ from ..exceptions import (
     BackendUnavailable,
     DecoderError,
     OrpheusError,
+    Overloaded,
+    RateLimited,
     UnknownVoice,
     ValidationError,
 )
@@ -35,6 +37,10 @@ def error_response(exc: Exception) -> JSONResponse:
             body["voices"] = exc.voices
         detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}]
         return JSONResponse({"error": body, "detail": detail}, status_code=status)
+    if isinstance(exc, Overloaded):  # 429 for a key over its share, else the server is full
+        return JSONResponse({"error": body, "detail": body["message"]},
+                            status_code=429 if isinstance(exc, RateLimited) else 503,
+                            headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, BackendUnavailable):
         return JSONResponse({"error": body, "detail": body["message"]}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_S)})

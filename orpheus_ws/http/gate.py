@@ -1,11 +1,17 @@
-"""The door of every WebSocket route (native and vendor sockets alike): a handshake the server
-can't take is refused with an HTTP status before it is accepted, in the way the voice-agent
-frameworks read it. pipecat and LiveKit retry 429 and 5xx and give up for good on other 4xx,
-so overload is 503 with ``Retry-After`` (too many open sockets, or the llama-server this
-server runs is not ready), and a 4xx is kept for what retrying can't mend (no such path: 404).
+"""The door in front of every route (ASGI middleware): a request or WebSocket handshake the
+server won't take is answered here, before any route sees it, with a status the voice-agent
+frameworks read right. pipecat and LiveKit retry 429 and 5xx and give up for good on other
+4xx, so:
 
-Each refusal carries a JSON body ``{"error": {"code", "message"}}`` and, for Deepgram's
-clients, the message in a ``dg-error`` header (pipecat reads it from a refused handshake).
+- 401 without a valid API key (when keys are set; ``auth.py`` reads every client's way of
+  presenting one), in the route's own error shape; the key's name goes on with the request;
+- 403 for a WebSocket from an origin ``--allowed-origins`` doesn't list;
+- 503 with ``Retry-After`` for overload: too many open sockets, the llama-server this server
+  runs not ready, or the server draining;
+- 404 for a WebSocket to a path with no socket: retrying can't help.
+
+A refused WebSocket is never accepted: it gets an HTTP response (a JSON body, and the message
+in a ``dg-error`` header, which pipecat's Deepgram service reads).
 """
 
 from __future__ import annotations
@@ -14,64 +20,132 @@ import logging
 from typing import Any
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+
+from ..engine import current_key, current_route
+from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
 
 log = logging.getLogger("orpheus_ws.gate")
 RETRY_AFTER_S = 2
 
 
-async def refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str,
-                 message: str, *, retry: bool) -> None:
-    """Answers a WebSocket handshake with ``status`` instead of accepting it (a plain close,
-    which servers answer with 403, where the ASGI server can't send a response)."""
+async def refuse(scope: Scope, receive: Receive, send: Send, status: int,
+                 body: dict[str, Any], message: str, *, retry: bool = False) -> None:
+    """Answers with ``status`` instead of serving: an HTTP response, or for a WebSocket one
+    in place of the handshake (a plain close, which becomes 403, where the ASGI server can't
+    send one)."""
     headers = {"dg-error": message}
     if retry:
         headers["Retry-After"] = str(RETRY_AFTER_S)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    response = JSONResponse(body, status_code=status, headers=headers)
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+        return
     websocket = WebSocket(scope, receive, send)
     if "websocket.http.response" not in scope.get("extensions", {}):
         await websocket.close(1013 if retry else 1008, message[:120])
         return
-    await websocket.send_denial_response(JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers))
+    await websocket.send_denial_response(response)
 
 
 async def no_such_socket(scope: Scope, receive: Receive, send: Send) -> None:
     """A WebSocket to a path the server has no socket on: 404."""
-    await refuse(scope, receive, send, 404, "not_found",
-                 f"no WebSocket route at {scope.get('path', '')}", retry=False)
+    message = f"no WebSocket route at {scope.get('path', '')}"
+    await refuse(scope, receive, send, 404, route_kind(scope.get("path", "")).error(
+        "not_found", message), message)
 
 
-class SocketGate:
-    """ASGI middleware counting open WebSockets; refuses a handshake past
-    ``max_connections`` or while the managed llama-server is not ready."""
+class Gate:
+    """Counts open WebSockets, checks keys and origins, refuses overload."""
 
-    def __init__(self, app: ASGIApp, max_connections: int) -> None:
+    def __init__(self, app: ASGIApp, *, keys: KeyRing, max_connections: int,
+                 allowed_origins: list[str], metrics_token: str = "") -> None:
         self.app = app
+        self.keys = keys
         self.max_connections = max_connections
+        self.origins = None if "*" in allowed_origins else set(allowed_origins)
+        self.metrics_token = metrics_token
         self.open = 0
+        self.refusals: dict[str, int] = {}  # by reason, for the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        refusal = self.refusal(scope)
-        if refusal is not None:
-            log.info("refused a WebSocket to %s: %s", scope.get("path"), refusal[1])
-            await refuse(scope, receive, send, 503, *refusal, retry=True)
+        path: str = scope.get("path", "")
+        kind = route_kind(path)
+        socket = scope["type"] == "websocket"
+        if socket and not self.origin_allowed(scope):
+            message = "this origin may not open sockets here (--allowed-origins)"
+            await self.refuse(scope, receive, send, 403, "origin", kind.error(
+                "forbidden_origin", message), message)
             return
+        name = None
+        if path == "/metrics" and self.metrics_token:
+            if self.keys.name_of(presented_key(scope)) is None and \
+                    presented_key(scope) != self.metrics_token:
+                await self.refuse(scope, receive, send, 401, "auth", kind.error(
+                    "invalid_api_key", "a valid metrics token is required"),
+                    "a valid metrics token is required")
+                return
+        elif self.keys.enabled and not is_open(path):
+            name = self.keys.name_of(presented_key(scope))
+            if name is None:
+                message = "a valid API key is required"
+                await self.refuse(scope, receive, send, 401, "auth", kind.error(
+                    "invalid_api_key", message), message)
+                return
+        key_token, route_token = current_key.set(name), current_route.set(kind.name)
+        try:
+            if socket:
+                await self.socket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            current_key.reset(key_token)
+            current_route.reset(route_token)
+
+    async def socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reason = self.overload(scope)
+        if reason is not None:
+            code, message = reason
+            await self.refuse(scope, receive, send, 503, code, route_kind(
+                scope.get("path", "")).error(code, message), message, retry=True)
+            return
+        offered = subprotocols(scope)
+
+        async def accept_with_protocol(message: Message) -> None:
+            # A browser that offered subprotocols (a key as "token, KEY") fails a socket
+            # accepted without one: answer with the first it offered.
+            if message["type"] == "websocket.accept" and offered and \
+                    not message.get("subprotocol"):
+                message = {**message, "subprotocol": offered[0]}
+            await send(message)
+
         self.open += 1
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, accept_with_protocol)
         finally:
             self.open -= 1
 
-    def refusal(self, scope: Scope) -> tuple[str, str] | None:
+    def origin_allowed(self, scope: Scope) -> bool:
+        if self.origins is None:
+            return True
+        origin = dict(scope.get("headers", [])).get(b"origin")
+        return origin is None or origin.decode("latin-1") in self.origins
+
+    def overload(self, scope: Scope) -> tuple[str, str] | None:
         """(code, message) of why the server can't take a socket now, or None."""
+        state: dict[str, Any] = scope.get("state") or {}
+        engine = state.get("engine")
+        if engine is not None and engine.admission.draining:
+            return "draining", "the server is shutting down; connect to another"
         if self.open >= self.max_connections:
             return ("server_full", f"the server has {self.open} open sockets, its most; "
                     f"try again in {RETRY_AFTER_S} s")
-        state: dict[str, Any] = scope.get("state") or {}
         managed = state.get("managed")
         if managed is not None:
             llama = managed.health()
@@ -79,3 +153,10 @@ class SocketGate:
                 return ("backend_unavailable", f"the llama-server is {llama.get('state')}; "
                         f"try again in {RETRY_AFTER_S} s")
         return None
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, status: int,
+                     reason: str, body: dict[str, Any], message: str, *,
+                     retry: bool = False) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        log.info("refused %s %s: %d %s", scope["type"], scope.get("path"), status, message)
+        await refuse(scope, receive, send, status, body, message, retry=retry)

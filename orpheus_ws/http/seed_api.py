@@ -43,6 +43,7 @@ class HttpApi:
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/health", self.health, methods=["GET"]),
+            Route("/ready", self.ready, methods=["GET"]),
             Route("/api/voices", self.voices, methods=["GET"]),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/api/tts", self.tts_json, methods=["POST"]),
@@ -58,6 +59,7 @@ class HttpApi:
             "message": "Orpheus TTS server: REST, WAV, SSE and a realtime WebSocket",
             "endpoints": {
                 "health": "GET /health",
+                "ready": "GET /ready",
                 "voices": "GET /api/voices",
                 "tts": "POST /api/tts",
                 "tts_wav": "POST /api/tts/wav",
@@ -75,6 +77,25 @@ class HttpApi:
             info["llama_server"] = managed.health()
             ok = ok and info["llama_server"]["state"] == "ready"
         return JSONResponse({"status": "healthy" if ok else "degraded", **info})
+
+    async def ready(self, request: Request) -> Response:
+        """For load balancers: 200 while the server can take work, else 503 with why (no LLM
+        backend can serve, the decoder isn't running, or the server is draining)."""
+        engine = engine_of(request)
+        info = await engine.health()
+        waiting = []
+        if info["backend"]["status"] != "ok":
+            waiting.append("backend: " + str(info["backend"].get("error", "not serving")))
+        managed = request.state.managed
+        if managed is not None and managed.health()["state"] != "ready":
+            waiting.append(f"llama-server: {managed.health()['state']}")
+        if not engine.decoder.running:
+            waiting.append("decoder: not running")
+        if engine.admission.draining:
+            waiting.append("draining: the server is shutting down")
+        return JSONResponse({"ready": not waiting, "waiting_for": waiting},
+                            status_code=503 if waiting else 200,
+                            headers={"Retry-After": "2"} if waiting else None)
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(engine_of(request).stats())

@@ -67,6 +67,10 @@ class WebSocketEndpoint:
         finally:
             self.connections.discard(connection)
 
+    def busy(self) -> bool:
+        """Some socket still has events or audio to send."""
+        return any(len(c.outbox) for c in self.connections)
+
     async def shutdown(self) -> None:
         """Closes every socket with 1001 after an error event, stopping its contexts."""
         await asyncio.gather(*(c.shut_down() for c in list(self.connections)),

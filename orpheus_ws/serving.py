@@ -1,0 +1,62 @@
+"""uvicorn's server with a graceful drain (``orpheus-ws serve``).
+
+On SIGTERM (or Ctrl-C) the server first drains: the engine admits nothing new (``/ready``
+answers 503, new sockets and requests are refused with 503 and ``Retry-After``, a new context
+on an open socket gets ``draining``), and the utterances in progress finish and are sent, for
+up to ``--drain-timeout`` seconds. Then it shuts down: every native socket gets an ``error``
+event and close code 1001 (protocol.md), then uvicorn closes what is left. A second signal
+stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+
+log = logging.getLogger("orpheus_ws")
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Starlette, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.drain_timeout_s = drain_timeout_s
+        self.drain_requested = False
+        self.drainer: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT) and not self.drain_requested:
+            self.drain_requested = True  # the drain starts at the next tick
+            return
+        self.should_exit = self.force_exit = True  # a second signal: stop now
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_requested and self.drainer is None:
+            self.drainer = asyncio.get_running_loop().create_task(self.drain())
+        return await super().on_tick(counter)
+
+    async def drain(self) -> None:
+        engine = getattr(self.app.state, "engine", None)
+        endpoint = self.app.state.ws_endpoint
+        if engine is not None:
+            engine.admission.draining = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.drain_timeout_s
+            log.info("draining: %d utterances in progress, up to %g s", engine.utterances,
+                     self.drain_timeout_s)
+            while (engine.utterances or endpoint.busy()) and loop.time() < deadline \
+                    and not self.force_exit:
+                await asyncio.sleep(0.05)
+            left = engine.utterances
+            log.info("drained" if not left else "drain timeout: %d utterances cut", left)
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.app.state.ws_endpoint.shutdown()
+        await super().shutdown(sockets)
