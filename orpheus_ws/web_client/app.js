@@ -61,12 +61,13 @@ window.orpheusDebug = debug;
 
 async function connect() {
   const url = $("server-url").value.trim();
+  const apiKey = $("api-key").value.trim();
   if (socket) socket.close();
-  const s = new OrpheusSocket(url);
+  const s = new OrpheusSocket(url, apiKey);
   socket = s;
   listen(s);
   setStatus("connecting", "connecting…");
-  loadVoices(url);
+  loadVoices(url, apiKey);
   let ready;
   try {
     ready = await s.connect();
@@ -90,9 +91,10 @@ async function ensureConnected() {
   if (!socket || !socket.isOpen) await connect();
 }
 
-async function loadVoices(wsUrl) {
+async function loadVoices(wsUrl, apiKey) {
   try {
-    const response = await fetch(`${httpBaseUrl(wsUrl)}/api/voices`);
+    const headers = apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
+    const response = await fetch(`${httpBaseUrl(wsUrl)}/api/voices`, { headers });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     fillVoices(body.voices, body.default);

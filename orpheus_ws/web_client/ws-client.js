@@ -22,10 +22,15 @@ const FINAL_STATES = new Set(["done", "cancelled", "failed"]);
 const MAX_TRACKED = 64; // finished contexts kept for their counters
 
 export class OrpheusSocket extends EventTarget {
-  /** @param {string} url ws:// or wss:// URL of /api/tts/ws */
-  constructor(url) {
+  /**
+   * @param {string} url ws:// or wss:// URL of /api/tts/ws
+   * @param {string} [apiKey] sent in the handshake as the subprotocol list ["token", key]
+   *   (protocol.md, "Security"): a browser can't set headers on a WebSocket
+   */
+  constructor(url, apiKey = "") {
     super();
     this.url = url;
+    this.apiKey = apiKey;
     this.ws = null;
     this.readyEvent = null;
     /** id -> {id, state, frames, samples, nextOffset, gaps, droppedFrames, droppedSamples,
@@ -49,7 +54,8 @@ export class OrpheusSocket extends EventTarget {
     if (this.ws) this.close();
     this.readyEvent = null;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.url);
+      const ws = this.apiKey ? new WebSocket(this.url, ["token", this.apiKey])
+                             : new WebSocket(this.url);
       ws.binaryType = "arraybuffer";
       this.ws = ws;
       let settled = false;

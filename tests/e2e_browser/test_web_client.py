@@ -314,3 +314,34 @@ async def test_server_error_is_shown(browser: Browser, web_server: ServerProcess
         assert opened.console_errors == []
     finally:
         await failing.stop()
+
+
+async def test_the_key_field_opens_a_server_that_needs_a_key(browser: Browser,
+                                                              standin: StandinLLMServer,
+                                                              snac_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """The page of a server with API keys loads without one; its socket is refused until the
+    key is typed in, then speaks; the key travels in the handshake's subprotocols, not the
+    URL."""
+    standin.config.frames = 4
+    keyed = ServerProcess(lambda port: serve_command(
+        port, standin.url, snac_dir, "--codec", "passthrough", "--api-key", "browser-key"),
+        tmp_path / "keyed_server.log")
+    await keyed.start()
+    try:
+        opened = await browser.open(f"{keyed.url}/client")
+        page = opened.page
+        await expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+        await page.fill("#api-key", "browser-key")
+        await page.click("#connect")
+        await wait_for(page, "d.ready !== null")
+        await page.fill("#text", "Hello there.")
+        await page.click("#speak")
+        await wait_for(page, "d.lastDone !== null")
+        d = await debug(page)
+        assert d["lastDone"]["samples"] == d["samplesReceived"] == 4 * 2048
+        voices = await page.eval_on_selector_all("#voice option", "os => os.map(o => o.value)")
+        assert voices  # /api/voices took the key too
+    finally:
+        await keyed.stop()
+    assert "browser-key" not in keyed.log_tail(500)  # never logged
