@@ -33,7 +33,7 @@ from orpheus_ws.app import create_app
 from orpheus_ws.config import Settings
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
-from orpheus_ws.engine import Codec, DecoderService, Engine, LLMClient
+from orpheus_ws.engine import Admission, Codec, DecoderService, Engine, LLMClient
 from orpheus_ws.ws.protocol import FrameHeader, decode_audio_frame
 
 from ..utils import scaled
@@ -306,9 +306,14 @@ async def serve_in_process(standin: StandinLLMServer, codec: Codec,
     """``create_app`` on a real port in this process, with an engine of the test's parts (for
     faults that can't be caused from outside); yields ``host:port``."""
     standin.config.frames = 4
-    engine = Engine(LLMClient(standin.url), DecoderService(codec), voices=["tara"])
+    settings = settings or Settings()
+    admission = Admission(max_generations=settings.max_generations,
+                          per_key=settings.key_max_generations, max_queued=settings.max_queued,
+                          queue_timeout_s=settings.queue_timeout)
+    engine = Engine(LLMClient(standin.url), DecoderService(codec), voices=["tara"],
+                    admission=admission)
     port = free_port()
-    config = uvicorn.Config(create_app(settings or Settings(), engine), host=HOST, port=port,
+    config = uvicorn.Config(create_app(settings, engine), host=HOST, port=port,
                             log_level="warning", ws="websockets-sansio")
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
