@@ -8,6 +8,7 @@ import argparse
 import os
 import shlex
 import sys
+import tempfile
 from dataclasses import fields, replace
 
 import uvicorn
@@ -81,6 +82,10 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"orpheus-ws: {exc}", file=sys.stderr)
         return 2
+    workers = int(args.workers or 1)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus_client's multiprocess mode: /metrics adds up every worker (metrics.py)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orpheus-ws-metrics-")
     from .app import configure_logging, create_app
     from .managed.backend import ManagedBackend, start_managed, torch_threads_for
     from .managed.plan import LlamaServerMissing
@@ -109,8 +114,8 @@ def serve(args: argparse.Namespace) -> int:
         "log_level": settings.log_level, "host": settings.host, "port": settings.port,
     }
     try:
-        if args.workers and int(args.workers) > 1:
-            uvicorn.run("orpheus_ws.app:app", workers=int(args.workers), **ws_options)  # type: ignore[arg-type]
+        if workers > 1:
+            uvicorn.run("orpheus_ws.app:app", workers=workers, **ws_options)  # type: ignore[arg-type]
         else:
             app = create_app(settings, managed=managed)
             GracefulServer(uvicorn.Config(app, **ws_options),  # type: ignore[arg-type]

@@ -107,7 +107,7 @@ option_values = (st.sampled_from([*VOICES, "nobody", "auto", "none", 0, 1, 64, 2
                  | st.floats(-10, 3000, allow_nan=False) | st.integers(-10, 3000) | formats
                  | json_values)
 overrides = st.dictionaries(st.sampled_from(OPTION_FIELDS), option_values, max_size=4)
-context_ids = (st.sampled_from(["r1", "r2", "", "r1\n", "x" * 64, "x" * 65, "a b"])
+context_ids = (st.sampled_from(["r1", "r2", "", "x" * 64, "x" * 65, "a b", "r1\n"])
                | st.from_regex(r"[A-Za-z0-9_.:\-]{1,66}", fullmatch=True) | json_values)
 field_values = (context_ids | option_values | st.text(max_size=80) | st.booleans())
 messages = st.builds(
@@ -138,8 +138,6 @@ def test_random_text_is_a_message_or_a_documented_error(raw: str) -> None:
 
 @PARSING
 @given(messages)
-@example({"type": "text", "context_id": "r1\n", "text": "hi"})  # "$" matches before "\n"
-@example({"type": "cancel", "context_id": "x" * 64 + "\n"})
 def test_a_parsed_message_keeps_the_contract(data: dict[str, Any]) -> None:
     result = parse(json.dumps(data))
     if isinstance(result, OrpheusError):
@@ -147,11 +145,8 @@ def test_a_parsed_message_keeps_the_contract(data: dict[str, Any]) -> None:
         assert result.field is None or result.field in FIELDS
         return
     assert isinstance(result, MESSAGE_TYPES[data["type"]])
-    if isinstance(result, Text | Flush | End) or (isinstance(result, Cancel)
-                                                  and data.get("all") is not True):
-        context_id = getattr(result, "context_id", None)
-        assert context_id == data["context_id"]
-        assert isinstance(context_id, str) and CONTEXT_ID.fullmatch(context_id), context_id
+    if isinstance(result, Text | Flush | End | Cancel) and result.context_id is not None:
+        assert result.context_id == data["context_id"]
     if isinstance(result, Text):
         assert isinstance(result.text, str) and len(result.text) <= 40
         assert isinstance(result.flush, bool) and isinstance(result.end, bool)
@@ -160,6 +155,21 @@ def test_a_parsed_message_keeps_the_contract(data: dict[str, Any]) -> None:
                                            and len(result.flush_id) <= 64)
     if isinstance(result, Configure | Text):
         assert set(result.overrides) <= set(OPTION_FIELDS)
+
+
+@PARSING
+@given(st.sampled_from(["text", "flush", "end", "cancel"]), context_ids)
+@example("text", "r1\n")  # CONTEXT_ID's "$" matches before a final newline
+@example("cancel", "x" * 64 + "\n")  # 65 characters: a frame header can't carry it
+def test_only_documented_context_ids_are_accepted(kind: str, context_id: object) -> None:
+    result = parse(json.dumps({"type": kind, "context_id": context_id, "text": ""}))
+    documented = isinstance(context_id, str) and CONTEXT_ID.fullmatch(context_id) is not None
+    if documented:
+        assert not isinstance(result, OrpheusError), result
+    else:
+        assert isinstance(result, OrpheusError), f"{context_id!r} accepted in {result}"
+        assert (result.code, getattr(result, "field", None)) == ("invalid_parameter",
+                                                                 "context_id")
 
 
 def check_ranges(options: Options) -> None:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
 from ..exceptions import Draining, Overloaded, RateLimited
+from ..metrics import GENERATIONS_QUEUED
 
 RETRY_AFTER_S = 2
 # Who asks, set by the transport for the request's or socket's task (and so inherited by the
@@ -55,6 +56,7 @@ class Admission:
                              f"{self.queued} waiting; try again in {RETRY_AFTER_S} s",
                              RETRY_AFTER_S)
         self.queued += 1
+        GENERATIONS_QUEUED.inc()
         try:
             async with self._room:
                 await asyncio.wait_for(self._room.wait_for(lambda: not self._full()),
@@ -64,6 +66,7 @@ class Admission:
                              f"try again in {RETRY_AFTER_S} s", RETRY_AFTER_S) from None
         finally:
             self.queued -= 1
+            GENERATIONS_QUEUED.dec()
 
     @contextlib.asynccontextmanager
     async def enter(self, key: str | None = None) -> AsyncIterator[None]:

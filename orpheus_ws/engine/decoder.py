@@ -39,6 +39,7 @@ import numpy as np
 
 from ..exceptions import DecoderError
 from ..formats import SAMPLES_PER_FRAME
+from ..metrics import DECODE_BATCH, DECODE_CALL
 from .codec import Codec
 from .codes import SnacCodes
 
@@ -324,6 +325,8 @@ class DecoderService:
         stats.busy_s += elapsed
         stats.thread_cpu_s += cpu_s
         stats.max_batch_seen = max(stats.max_batch_seen, len(batch))
+        DECODE_CALL.observe(elapsed)
+        DECODE_BATCH.observe(len(batch))
         self.seconds_per_frame += 0.2 * (elapsed / length - self.seconds_per_frame)
         for row, request in enumerate(batch):
             stats.frames_emitted += request.emit_end - request.emit_start

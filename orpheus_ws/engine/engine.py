@@ -21,9 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import OrpheusError, UnknownVoice
+from ..exceptions import BackendError, OrpheusError, Overloaded, UnknownVoice
+from ..formats import SAMPLE_RATE
+from ..metrics import (
+    AUDIO_SECONDS,
+    BACKEND_ERRORS,
+    CONTEXTS_OPEN,
+    GENERATION_TIME,
+    GENERATIONS_IN_FLIGHT,
+    OVERLOAD_REFUSALS,
+    TIME_TO_FIRST_AUDIO,
+)
 from ..params import SamplingParams
-from .admission import Admission, current_key
+from .admission import Admission, current_key, current_route
 from .clock import PlayoutClock
 from .decoder import DecoderService
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
@@ -168,16 +178,35 @@ class Engine:
         """Ordered events for each segment, once admitted (``admission.py``: the caller is
         ``current_key``); raises the first segment's OrpheusError, or why it was refused."""
         self.check_voice(voice)
-        async with self.admission.enter(current_key.get()):
-            self.utterances += 1
-            try:
-                async with contextlib.aclosing(self._synthesize(
-                        segments, voice=voice, params=params, clock=clock,
-                        first_index=first_index)) as events:
-                    async for event in events:
-                        yield event
-            finally:
-                self.utterances -= 1
+        route = current_route.get()
+        try:
+            async with self.admission.enter(current_key.get()):
+                self.utterances += 1
+                CONTEXTS_OPEN.inc()
+                started, first, samples = time.monotonic(), False, 0
+                try:
+                    async with contextlib.aclosing(self._synthesize(
+                            segments, voice=voice, params=params, clock=clock,
+                            first_index=first_index)) as events:
+                        async for event in events:
+                            if isinstance(event, AudioChunk):
+                                samples += event.samples
+                                if not first:
+                                    first = True
+                                    TIME_TO_FIRST_AUDIO.labels(route).observe(
+                                        time.monotonic() - started)
+                            yield event
+                    GENERATION_TIME.labels(route).observe(time.monotonic() - started)
+                finally:
+                    self.utterances -= 1
+                    CONTEXTS_OPEN.dec()
+                    AUDIO_SECONDS.labels(route).inc(samples / SAMPLE_RATE)
+        except BackendError as exc:
+            BACKEND_ERRORS.labels(exc.code).inc()
+            raise
+        except Overloaded as exc:
+            OVERLOAD_REFUSALS.labels(exc.code).inc()
+            raise
 
     async def _synthesize(
         self,
@@ -199,6 +228,7 @@ class Engine:
         async def run(index: int, text: str, out: asyncio.Queue[Any],
                       current: asyncio.Event | None) -> None:
             self.in_flight += 1
+            GENERATIONS_IN_FLIGHT.inc()
             try:
                 async for chunk in stream_segment(
                     self.llm, self.decoder, voice=voice, text=text, params=params,
@@ -211,6 +241,7 @@ class Engine:
                 out.put_nowait(exc)
             finally:
                 self.in_flight -= 1
+                GENERATIONS_IN_FLIGHT.dec()
 
         async def feed() -> None:
             index = first_index

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..engine import current_key, current_route
+from ..metrics import AUTH_REFUSALS, HTTP_RESPONSES, OVERLOAD_REFUSALS, SOCKETS_OPEN
 from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
 
 log = logging.getLogger("orpheus_ws.gate")
@@ -69,7 +70,6 @@ class Gate:
         self.origins = None if "*" in allowed_origins else set(allowed_origins)
         self.metrics_token = metrics_token
         self.open = 0
-        self.refusals: dict[str, int] = {}  # by reason, for the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -101,14 +101,25 @@ class Gate:
         key_token, route_token = current_key.set(name), current_route.set(kind.name)
         try:
             if socket:
-                await self.socket(scope, receive, send)
+                await self.socket(scope, receive, send, kind.name)
             else:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, self.counting(send, kind.name))
         finally:
             current_key.reset(key_token)
             current_route.reset(route_token)
 
-    async def socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @staticmethod
+    def counting(send: Send, route: str) -> Send:
+        """``send``, counting the response's status."""
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                HTTP_RESPONSES.labels(route, str(message["status"])).inc()
+            await send(message)
+
+        return counted
+
+    async def socket(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
         reason = self.overload(scope)
         if reason is not None:
             code, message = reason
@@ -126,10 +137,12 @@ class Gate:
             await send(message)
 
         self.open += 1
+        SOCKETS_OPEN.labels(route).inc()
         try:
             await self.app(scope, receive, accept_with_protocol)
         finally:
             self.open -= 1
+            SOCKETS_OPEN.labels(route).dec()
 
     def origin_allowed(self, scope: Scope) -> bool:
         if self.origins is None:
@@ -157,6 +170,13 @@ class Gate:
     async def refuse(self, scope: Scope, receive: Receive, send: Send, status: int,
                      reason: str, body: dict[str, Any], message: str, *,
                      retry: bool = False) -> None:
-        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        route = route_kind(scope.get("path", "")).name
+        if reason == "auth":
+            AUTH_REFUSALS.labels(route).inc()
+        elif status == 503:
+            OVERLOAD_REFUSALS.labels(reason).inc()
+        if scope["type"] == "websocket":  # an HTTP refusal is counted on its way out
+            HTTP_RESPONSES.labels(route, str(status)).inc()
         log.info("refused %s %s: %d %s", scope["type"], scope.get("path"), status, message)
-        await refuse(scope, receive, send, status, body, message, retry=retry)
+        counted = self.counting(send, route) if scope["type"] == "http" else send
+        await refuse(scope, receive, counted, status, body, message, retry=retry)

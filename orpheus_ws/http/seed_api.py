@@ -25,6 +25,7 @@ from ..audio import wav_bytes
 from ..engine import AudioChunk, Engine
 from ..exceptions import ClientGone, OrpheusError, ValidationError
 from ..formats import SAMPLE_RATE
+from ..metrics import exposition
 from ..params import TTSRequest, parse_tts_request
 from ..vocabulary import EMOTION_TAGS
 from .errors import error_response
@@ -44,6 +45,7 @@ class HttpApi:
             Route("/", self.index, methods=["GET"]),
             Route("/health", self.health, methods=["GET"]),
             Route("/ready", self.ready, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
             Route("/api/voices", self.voices, methods=["GET"]),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/api/tts", self.tts_json, methods=["POST"]),
@@ -60,6 +62,7 @@ class HttpApi:
             "endpoints": {
                 "health": "GET /health",
                 "ready": "GET /ready",
+                "metrics": "GET /metrics",
                 "voices": "GET /api/voices",
                 "tts": "POST /api/tts",
                 "tts_wav": "POST /api/tts/wav",
@@ -96,6 +99,10 @@ class HttpApi:
         return JSONResponse({"ready": not waiting, "waiting_for": waiting},
                             status_code=503 if waiting else 200,
                             headers={"Retry-After": "2"} if waiting else None)
+
+    async def metrics(self, request: Request) -> Response:
+        body, media_type = exposition()
+        return Response(body, media_type=media_type)
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(engine_of(request).stats())

@@ -22,6 +22,7 @@ from ..config import Settings
 from ..engine import Engine
 from ..exceptions import ConnectionFault, RequestError
 from ..formats import ENCODINGS, SAMPLE_RATE, SAMPLE_RATES, AudioFormat
+from ..metrics import PROTOCOL_ERRORS
 from ..params import DEFAULTS
 from ..vocabulary import EMOTION_TAGS
 from . import events
@@ -221,6 +222,7 @@ class Connection:
             elif isinstance(message, Cancel):
                 self.on_cancel(message.context_id)
         except RequestError as exc:
+            PROTOCOL_ERRORS.labels(exc.code).inc()
             self.enqueue(events.request_error(exc))
 
     @staticmethod
