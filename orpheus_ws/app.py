@@ -33,9 +33,10 @@ from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
 from .config import Settings
 from .engine import Engine, build_engine
-from .http.auth import KeyRing, RedactKeys
+from .http.auth import KeyRing
 from .http.gate import Gate, no_such_socket
 from .http.seed_api import HttpApi
+from .logs import configure_logging
 from .managed.backend import ManagedBackend, start_managed, torch_threads_for
 from .ws.endpoint import WebSocketEndpoint
 
@@ -52,14 +53,6 @@ class State(TypedDict):
 def web_client_dir() -> Path:
     """The bundled player, shipped inside the package (``orpheus_ws/web_client``)."""
     return Path(str(importlib.resources.files("orpheus_ws") / "web_client"))
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(levelname)s:%(name)s:%(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactKeys())
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(RedactKeys())
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,
@@ -146,7 +139,7 @@ def __getattr__(name: str) -> Starlette:
     if name != "app":
         raise AttributeError(name)
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     application = create_app(settings)
     globals()["app"] = application
     return application

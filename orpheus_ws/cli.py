@@ -86,14 +86,15 @@ def serve(args: argparse.Namespace) -> int:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client's multiprocess mode: /metrics adds up every worker (metrics.py)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orpheus-ws-metrics-")
-    from .app import configure_logging, create_app
+    from .app import create_app
+    from .logs import configure_logging
     from .managed.backend import ManagedBackend, start_managed, torch_threads_for
     from .managed.plan import LlamaServerMissing
     from .managed.supervisor import LlamaServerFailed
     from .models import ModelError, resolve_snac
     from .serving import GracefulServer
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     managed: ManagedBackend | None = None
     try:  # the weights first: a name that can't be had is one line, not a traceback
         if settings.codec == "snac":
@@ -112,6 +113,7 @@ def serve(args: argparse.Namespace) -> int:
         "ws": "websockets-sansio", "ws_per_message_deflate": False,
         "ws_ping_interval": settings.ws_ping_interval, "ws_ping_timeout": settings.ws_ping_interval,
         "log_level": settings.log_level, "host": settings.host, "port": settings.port,
+        "log_config": None,  # our handler (logs.py): ids on every line, text or JSON
     }
     try:
         if workers > 1:

@@ -53,8 +53,10 @@ class GracefulServer(uvicorn.Server):
             while (engine.utterances or endpoint.busy()) and loop.time() < deadline \
                     and not self.force_exit:
                 await asyncio.sleep(0.05)
-            left = engine.utterances
-            log.info("drained" if not left else "drain timeout: %d utterances cut", left)
+            if engine.utterances:
+                log.warning("drain timeout: %d utterances cut", engine.utterances)
+            else:
+                log.info("drained")
         self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

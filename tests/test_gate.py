@@ -11,8 +11,9 @@ import orjson
 import pytest
 
 from orpheus_ws.engine import current_key, current_route
-from orpheus_ws.http.auth import KeyRing, RedactKeys
+from orpheus_ws.http.auth import KeyRing
 from orpheus_ws.http.gate import Gate
+from orpheus_ws.logs import RequestIds
 
 KEY = "s3cret-key"
 
@@ -175,5 +176,5 @@ def test_keys_in_a_query_never_reach_the_logs() -> None:
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s "%s %s"',
                                ("127.0.0.1", "GET", f"/api/tts/ws?api_key={KEY}&x=1"), None)
-    RedactKeys().filter(record)
+    RequestIds().filter(record)
     assert KEY not in record.getMessage() and "api_key=***&x=1" in record.getMessage()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,19 +153,3 @@ def route_kind(path: str) -> RouteKind:
         if path.startswith(kind.prefixes):
             return kind
     return OTHER
-
-
-SECRET_IN_QUERY = re.compile(r"((?:api_key|access_token)=)[^&\s\"]+")
-
-
-class RedactKeys(logging.Filter):
-    """Keeps keys out of the logs: a query's ``api_key=``/``access_token=`` values (uvicorn's
-    access log prints the query) become ``***``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args and isinstance(record.args, tuple):
-            record.args = tuple(SECRET_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a
-                                for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = SECRET_IN_QUERY.sub(r"\1***", record.msg)
-        return True

@@ -17,6 +17,7 @@ in a ``dg-error`` header, which pipecat's Deepgram service reads).
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..engine import current_key, current_route
+from ..logs import log_id
 from ..metrics import AUTH_REFUSALS, HTTP_RESPONSES, OVERLOAD_REFUSALS, SOCKETS_OPEN
 from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
 
@@ -75,6 +77,7 @@ class Gate:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        log_id.set(uuid.uuid4().hex[:12])  # this request's or socket's (logs.py)
         path: str = scope.get("path", "")
         kind = route_kind(path)
         socket = scope["type"] == "websocket"

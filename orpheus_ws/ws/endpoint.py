@@ -22,6 +22,7 @@ from ..config import Settings
 from ..engine import Engine
 from ..exceptions import ConnectionFault, RequestError
 from ..formats import ENCODINGS, SAMPLE_RATE, SAMPLE_RATES, AudioFormat
+from ..logs import log_id
 from ..metrics import PROTOCOL_ERRORS
 from ..params import DEFAULTS
 from ..vocabulary import EMOTION_TAGS
@@ -96,6 +97,7 @@ class Connection:
     # -- the two loops ------------------------------------------------------------------
 
     async def run(self) -> None:
+        log_id.set(self.session_id)  # the ready event's session_id on every log line
         self.enqueue(events.ready(
             protocol=PROTOCOL_VERSION, session_id=self.session_id, sample_rate=SAMPLE_RATE,
             encodings=list(ENCODINGS), sample_rates=list(SAMPLE_RATES),
