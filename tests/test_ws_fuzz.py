@@ -20,40 +20,16 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from starlette.websockets import WebSocket
 
 from orpheus_ws.config import Settings
 from orpheus_ws.engine import Engine
-from orpheus_ws.exceptions import (
-    BackendError,
-    ConnectionFault,
-    OrpheusError,
-    RequestError,
-    ValidationError,
-)
+from orpheus_ws.exceptions import BackendError, ConnectionFault, OrpheusError, RequestError
 from orpheus_ws.formats import ENCODINGS, SAMPLE_RATES, AudioFormat
+from orpheus_ws.ws import protocol
 from orpheus_ws.ws.endpoint import Connection
-from orpheus_ws.ws.protocol import (
-    OPTION_FIELDS,
-    Cancel,
-    Configure,
-    End,
-    Flush,
-    Options,
-    Ping,
-    Text,
-    apply_options,
-    decode_audio_frame,
-    encode_audio_frame,
-    parse_client_message,
-)
+from orpheus_ws.ws.protocol import OPTION_FIELDS, Cancel, Configure, End, Flush, Ping, Text
 from orpheus_ws.ws.session import LIVE, Context, ContextState, Session
 
 from .test_ws_delivery import FakeEngine
@@ -92,7 +68,7 @@ def attempt(call: Callable[[], T]) -> T | OrpheusError:
 
 
 def parse(raw: str) -> object:
-    return attempt(lambda: parse_client_message(raw, max_text_chars=40))
+    return attempt(lambda: protocol.parse_client_message(raw, max_text_chars=40))
 
 
 json_values = st.recursive(
@@ -167,7 +143,7 @@ def test_only_documented_context_ids_are_accepted(kind: str, context_id: object)
                                                                  "context_id")
 
 
-def check_ranges(options: Options) -> None:
+def check_ranges(options: protocol.Options) -> None:
     """protocol.md's ``config`` table, every row."""
     p = options.params
     assert options.voice in VOICES
@@ -183,13 +159,13 @@ def check_ranges(options: Options) -> None:
 @given(overrides, st.none() | st.just("r1"))
 def test_options_are_in_range_or_refused_naming_the_field(
         changes: dict[str, Any], context_id: str | None) -> None:
-    result = attempt(lambda: apply_options(BASE, changes, VOICES, context_id=context_id))
+    result = attempt(lambda: protocol.apply_options(BASE, changes, VOICES, context_id=context_id))
     session: Session[str] = Session(BASE, VOICES, max_contexts=1)
     configured = attempt(lambda: session.configure(changes))
     if isinstance(result, OrpheusError):
-        assert isinstance(result, ValidationError)
+        assert isinstance(result, RequestError)
         assert result.field in changes and result.context_id == context_id
-        assert isinstance(configured, ValidationError) and configured.code == result.code
+        assert isinstance(configured, RequestError) and configured.code == result.code
         assert session.defaults == BASE
     else:
         check_ranges(result)
@@ -205,14 +181,14 @@ frame_fields = st.fixed_dictionaries({
 
 
 def frame_of(fields: dict[str, Any]) -> bytes:
-    return encode_audio_frame(**fields)
+    return protocol.encode_audio_frame(**fields)
 
 
 @PARSING
 @given(frame_fields)
 def test_frames_round_trip(fields: dict[str, Any]) -> None:
     frame = frame_of(fields)
-    header, payload = decode_audio_frame(frame)
+    header, payload = protocol.decode_audio_frame(frame)
     assert payload == fields.pop("payload") and header.header_length % 4 == 0
     assert len(frame) == header.header_length + len(payload)
     assert {name: getattr(header, name) for name in fields} == fields
@@ -224,7 +200,7 @@ def test_frames_round_trip(fields: dict[str, Any]) -> None:
        .map(lambda t: t[0][:t[1]] + bytes([t[2]]) + t[0][t[1] + 1:]))
 def test_random_bytes_are_a_frame_or_a_value_error(frame: bytes) -> None:
     try:
-        header, payload = decode_audio_frame(frame)
+        header, payload = protocol.decode_audio_frame(frame)
     except ValueError:
         return
     assert header.encoding in ENCODINGS and header.header_length % 4 == 0
@@ -446,7 +422,7 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def received(self, data: str | bytes) -> None:
         if isinstance(data, bytes):
-            header, _ = decode_audio_frame(data)
+            header, _ = protocol.decode_audio_frame(data)
             context_id = header.context_id
             assert context_id in self.open, f"a frame of {context_id} outside its context"
             assert header.sequence == self.open[context_id]
