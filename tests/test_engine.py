@@ -299,3 +299,40 @@ async def test_health(standin: StandinLLMServer, make_engine: MakeEngine) -> Non
     assert health["decoder"]["codec"] == "constant"
     assert health["decoder"]["max_batch"] == 8
     assert health["generations_in_flight"] == 0
+
+
+# -- real-time admission ----------------------------------------------------------------------
+
+
+class _Measured:
+    """A decoder whose measured cost per frame the test sets."""
+
+    def __init__(self, cost: float | None) -> None:
+        self.cost_per_frame = cost
+
+
+def test_decoder_capacity_refuses_the_stream_that_would_pass_real_time() -> None:
+    from orpheus_ws.engine.capacity import FRAMES_PER_SECOND, DecoderCapacity
+
+    cost = 0.02  # 20 ms a frame: 11.7 frames/s each, 0.23 of real time per stream
+    capacity = DecoderCapacity(_Measured(cost), headroom=0.85)  # type: ignore[arg-type]
+    carried = int(0.85 / (FRAMES_PER_SECOND * cost))
+    assert carried == 3
+    assert capacity.over(carried - 1) is None
+    reason = capacity.over(carried)
+    assert reason is not None and "decoder" in reason and "20.0 ms" in reason
+    assert DecoderCapacity(_Measured(None)).over(100) is None  # nothing measured yet
+
+
+async def test_admission_over_capacity_is_server_busy_and_the_admitted_keep_going() -> None:
+    from orpheus_ws.engine import Admission
+    from orpheus_ws.exceptions import Overloaded
+
+    admission = Admission(over_capacity=lambda running: "full" if running >= 2 else None)
+    async with admission.enter(), admission.enter():
+        with pytest.raises(Overloaded) as refused:
+            async with admission.enter():
+                pass
+        assert refused.value.code == "server_busy" and admission.running == 2
+    async with admission.enter():
+        assert admission.running == 1

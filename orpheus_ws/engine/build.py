@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from .admission import Admission
+from .capacity import DecoderCapacity
 from .codec import load_codec
 from .decoder import DecoderService
 from .engine import Engine
@@ -33,9 +34,11 @@ def build_engine(settings: Settings, *, llm_url: str | None = None,
     api: LlmApi = "openai" if settings.llm_api == "openai" else "llama"
     llm = LLMClient(llm_url or settings.llm_url, api, model=settings.llm_model,
                     read_timeout_s=settings.llm_timeout)
+    capacity = DecoderCapacity(decoder) if settings.realtime_admission else None
     admission = Admission(max_generations=settings.max_generations,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,
-                          queue_timeout_s=settings.queue_timeout)
+                          queue_timeout_s=settings.queue_timeout,
+                          over_capacity=capacity.over if capacity else None)
     return Engine(llm, decoder, voices=settings.voice_list,
                   tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead,
                   admission=admission)

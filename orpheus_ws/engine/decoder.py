@@ -160,6 +160,9 @@ class DecoderService:
         # Wall time a call takes per frame of window length (EWMA): what a stream waits.
         self.seconds_per_frame = 0.02
         self._streams = 0  # streams decoding now: with one alone, waiting for company is moot
+        # Wall time of a call per frame it delivers to its streams (EWMA; None before the
+        # first call): what one more real-time stream would cost (capacity.py).
+        self.cost_per_frame: float | None = None
 
     @property
     def running(self) -> bool:
@@ -328,6 +331,11 @@ class DecoderService:
         DECODE_CALL.observe(elapsed)
         DECODE_BATCH.observe(len(batch))
         self.seconds_per_frame += 0.2 * (elapsed / length - self.seconds_per_frame)
+        delivered = sum(r.emit_end - r.emit_start for r in batch)
+        if delivered:
+            cost = elapsed / delivered
+            self.cost_per_frame = cost if self.cost_per_frame is None else \
+                self.cost_per_frame + 0.1 * (cost - self.cost_per_frame)
         for row, request in enumerate(batch):
             stats.frames_emitted += request.emit_end - request.emit_start
             start = request.row_start(length)
