@@ -87,7 +87,7 @@ async def test_metrics_after_a_mixed_workload(metered: ServerProcess,
         async with http.post(url + "/api/tts/wav", json={"text": "Fails."},
                              headers=AUTH) as response:
             assert response.status == 503
-        fake_llm.config.fault = None
+        fake_llm.config.fault = "none"
         await asyncio.sleep(0.2)
         async with http.get(url + "/metrics", headers=AUTH) as response:
             assert response.status == 200
