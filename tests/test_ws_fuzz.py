@@ -1,11 +1,14 @@
-"""The sans-I/O protocol core (protocol.md) fuzzed with hypothesis, no sockets: 1. random
-text, bytes, JSON and messages with wrongly typed fields give a message or a documented error
-(a code of protocol.md's tables), options stay in range, frames round-trip and random bytes are
-only a ValueError to the frame decoder; 2. a state machine over ``Session``: contexts match a
-model, move only along protocol.md's diagram, ids are reused only once free, the limit holds;
-3. a state machine playing the client and the send loop against a connection's message
-handling, a fake engine and the outbox, cancelling at random points: no frame or event of a
-context after its ``cancelled``, none naming a context never opened, one final event each.
+"""The sans-I/O protocol core (protocol.md) fuzzed with hypothesis; no sockets.
+
+1. Random text, bytes, JSON and messages with wrongly typed fields give a message or a
+   documented error (a code of protocol.md's tables); options stay in their ranges; frames
+   round-trip, and random bytes are only a ValueError to the frame decoder.
+2. A state machine over ``Session``: its contexts match a model and move only along
+   protocol.md's diagram; an id is reused only once free; the context limit holds.
+3. A state machine playing the client and the send loop against a connection's message
+   handling, a fake engine and the outbox, cancelling at random points: no frame or event of
+   a context after its ``cancelled``, none naming a context never opened, and every opened
+   context ends with one final event.
 """
 
 from __future__ import annotations
@@ -45,8 +48,7 @@ def documented_codes(section: str, row: str) -> set[str]:
 
 ERROR_CODES = documented_codes("Error codes", r"^\| `([a-z_]+)` \|")
 CLOSE_CODES = documented_codes("Close codes", r"^\| \d+ \| `([a-z_]+)` \|")
-FAILURE_CODES = {"backend_unavailable", "backend_protocol_error", "backend_error",
-                 "decoder_error", "internal_error"}
+FAILURE_CODES = documented_codes("Error codes", r"^\| `([a-z_]+)` \|.*\| the context is FAILED \|$")
 CONTEXT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # protocol.md, "Contexts"
 MESSAGE_TYPES = {"config": Configure, "text": Text, "flush": Flush, "end": End,
                  "cancel": Cancel, "ping": Ping}
@@ -457,10 +459,24 @@ class DeliveryMachine(RuleBasedStateMachine):
                 assert over and not self.open, f"no final event: {self.open}"
         finally:
             self.run(self.connection.stop_contexts())
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.run(self.loop.shutdown_asyncgens())
             self.loop.close()
 
 
 DeliveryMachine.TestCase.settings = settings(max_examples=250, stateful_step_count=30,
                                              deadline=None)
 test_delivery_with_cancels_at_random_points = DeliveryMachine.TestCase
+
+
+def test_a_cancel_right_after_text_is_answered() -> None:
+    """The machine's find, replayed: text releases a segment and a cancel follows at once. On
+    Python 3.11 ``asyncio.wait_for`` in ``TextFeed.__aiter__`` (engine/feed.py) swallows that
+    cancel: the delivery runs on, ``cancelled`` never comes, the generation is not aborted."""
+    machine = DeliveryMachine()
+    try:
+        machine.connect(chunks=[1], fail_at=None, room=1, buffering="auto")
+        machine.text("r1", "so, well, ", {}, flush=False, end=False)
+        machine.text("r1", "Hello there. ", {}, flush=False, end=False)
+        machine.cancel(None)
+    finally:
+        machine.teardown()  # reads to the end: every opened context had its final event

@@ -148,7 +148,8 @@ class _Connection:
         try:
             while not sender.done():
                 try:
-                    message = await asyncio.wait_for(self.ws.receive(), inactivity_s)
+                    async with asyncio.timeout(inactivity_s):
+                        message = await self.ws.receive()
                 except TimeoutError:
                     if any(c.speaking for c in self.contexts.values()):
                         continue

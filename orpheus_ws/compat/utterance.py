@@ -41,10 +41,11 @@ async def send_from(outbox: Outbox, websocket: WebSocket, timeout_s: float) -> N
     while True:
         item = await outbox.get()
         data = item.data() if callable(item.data) else item.data
-        if isinstance(data, bytes):
-            await asyncio.wait_for(websocket.send_bytes(data), timeout_s)
-        else:
-            await asyncio.wait_for(websocket.send_text(data), timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a cancel (3.11)
+            if isinstance(data, bytes):
+                await websocket.send_bytes(data)
+            else:
+                await websocket.send_text(data)
 
 
 async def stop_socket(sender: asyncio.Future[None], *utterances: Utterance | None) -> None:

@@ -59,8 +59,8 @@ class Admission:
         GENERATIONS_QUEUED.inc()
         try:
             async with self._room:
-                await asyncio.wait_for(self._room.wait_for(lambda: not self._full()),
-                                       self.queue_timeout_s)
+                async with asyncio.timeout(self.queue_timeout_s):
+                    await self._room.wait_for(lambda: not self._full())
         except TimeoutError:
             raise Overloaded(f"no generation slot freed within {self.queue_timeout_s:g} s; "
                              f"try again in {RETRY_AFTER_S} s", RETRY_AFTER_S) from None

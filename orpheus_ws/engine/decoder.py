@@ -261,7 +261,8 @@ class DecoderService:
             if due > now and len(self._pending) < self.max_batch:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), due - now)
+                    async with asyncio.timeout(due - now):
+                        await self._wakeup.wait()
                 continue
             if self._standby:
                 await self._invite()

@@ -91,5 +91,8 @@ class TextFeed:
                 if timeout == 0.0:
                     self._release(self._segmenter.flush())
                     continue
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for loses a cancel that
+            # arrives as the wait ends (a context's cancel must never be lost).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()

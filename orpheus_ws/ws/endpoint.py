@@ -172,10 +172,11 @@ class Connection:
             data = item.data() if callable(item.data) else item.data
             self.sending = True
             try:
-                if isinstance(data, bytes):
-                    await asyncio.wait_for(self.ws.send_bytes(data), timeout)
-                else:
-                    await asyncio.wait_for(self.ws.send_text(data), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel
+                    if isinstance(data, bytes):
+                        await self.ws.send_bytes(data)
+                    else:
+                        await self.ws.send_text(data)
             except TimeoutError:
                 raise ConnectionFault("slow_consumer", "the client did not read for "
                                       f"{timeout:g} s") from None

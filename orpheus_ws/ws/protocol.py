@@ -112,7 +112,7 @@ def _context_id(data: dict[str, Any], *, required: bool = True) -> str | None:
     value = data.get("context_id")
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not CONTEXT_ID.match(value):
+    if not isinstance(value, str) or not CONTEXT_ID.fullmatch(value):
         raise ValidationError("context_id", "must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     return value
 
