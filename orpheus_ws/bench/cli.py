@@ -2,11 +2,13 @@
 
 Scenarios: ``overhead`` (1), ``efficiency`` (2), ``batching`` (3 and 4), ``realtime`` (5),
 ``snac`` (decode cost per window length), ``encoders`` (server CPU for MP3 and Opus against raw
-PCM), ``all`` (every one), ``load`` (a custom load against
-a running server: --url). The scenarios start a stand-in LLM server, or use a running one
-(e.g. a real llama-server) with --llm-url. Each prints a table and writes JSON (--out).
-Without --snac-model, SNAC with random weights (same network, same cost) is written to a
-temporary folder, so no weights are downloaded.
+PCM), ``all`` (every one of those), ``load`` (a custom load against a running server: --url),
+``soak`` (N sessions for --minutes with random cancels and drops: leaks, exactness; not in
+``all``), ``cancel`` (--cancels cancels against a real llama-server, --llm-url: slot idle time,
+frames after ``cancelled``; not in ``all``). The scenarios start a stand-in LLM server, or
+use a running one (e.g. a real llama-server) with --llm-url. Each prints a table and writes
+JSON (--out). Without --snac-model, SNAC with random weights (same network, same cost) is
+written to a temporary folder, so no weights are downloaded.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
-             "load")
+             "load", "soak", "cancel")
+NO_SNAC = ("load", "soak", "cancel")  # the pass-through codec or no server: no SNAC weights
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +54,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the simulated player's jitter buffer (declared to the server)")
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                         help="a server setting for the scenario's server (e.g. max_batch=64)")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="soak: how long (fractions allowed)")
+    parser.add_argument("--cancels", type=int, default=1000, help="cancel: how many")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="soak, cancel: the random texts, actions and points")
 
 
 def _kwargs(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
@@ -77,7 +85,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    if args.snac_model is not None or args.scenario == "load":
+    if args.snac_model is not None or args.scenario in NO_SNAC:
         return _run(args, args.snac_model)
     from ..engine import save_random_snac
 
@@ -102,6 +110,10 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
             continue
         kwargs = _kwargs(args)
+        if name in ("soak", "cancel"):
+            report[name] = result = _stress(name, args, snac_model, kwargs)
+            _print_table(name, result)
+            continue
         if name == "efficiency":
             kwargs.pop("streams", None)
             kwargs.pop("jitter_s", None)
@@ -115,6 +127,18 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
     print(f"\nJSON written to {out}")
     met = [report[n].get("met", True) for n in chosen if n != "load"]
     return 0 if all(met) else 1
+
+
+def _stress(name: str, args: argparse.Namespace, snac_model: str | None,
+            kwargs: dict[str, Any]) -> dict[str, Any]:
+    if name == "soak":
+        from .soak import soak
+
+        return soak(snac_model, minutes=args.minutes, seed=args.seed, **kwargs)
+    from .cancel import cancel
+
+    return cancel(snac_model, cancels=args.cancels, seed=args.seed, server=kwargs["server"],
+                  llm_url=args.llm_url)
 
 
 def _print_table(name: str, result: dict[str, Any]) -> None:

@@ -122,6 +122,7 @@ class Engine:
             "first_audio_count": self.first_audio_count,
             "generations_in_flight": self.in_flight,
             "process_cpu_s": times.user + times.system,
+            "asyncio_tasks": len(asyncio.all_tasks()),  # bench soak: flat over a run
         }
 
     def check_voice(self, voice: str) -> None:
