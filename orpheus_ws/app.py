@@ -19,7 +19,7 @@ from typing import TypedDict
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -31,10 +31,12 @@ from .compat.elevenlabs_ws import ElevenLabsSocket
 from .compat.openai_speech import OpenAISpeech
 from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
+from .compat.voices import VoiceMap
 from .config import Settings
 from .engine import Engine, build_engine
 from .http.auth import KeyRing
 from .http.gate import Gate, no_such_socket
+from .http.openapi import document
 from .http.seed_api import HttpApi
 from .logs import configure_logging
 from .managed.backend import ManagedBackend, start_managed, torch_threads_for
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                 await asyncio.to_thread(own.stop)
 
     ws = WebSocketEndpoint(settings)
+    spec = document(settings, sorted(VoiceMap(settings).mapping))
     routes: list[Route | Mount | WebSocketRoute] = [
         *HttpApi(settings.default_voice).routes(),
         *OpenAISpeech(settings).routes(),
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         WebSocketRoute("/v1/audio/speech/websocket", TogetherSocket(settings).endpoint),
         WebSocketRoute("/tts/websocket", CartesiaSocket(settings).endpoint),
         *ElevenLabsSocket(settings).routes(),
+        Route("/openapi.json", lambda request: JSONResponse(spec), methods=["GET"]),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
     ]

@@ -29,8 +29,9 @@ SCHEMES = ("bearer", "token", "api-key")
 KEY_HEADERS = (b"xi-api-key", b"x-api-key")
 QUERY_KEYS = ("api_key", "access_token")
 PROTOCOL_MARKERS = ("token", "bearer")
-# Routes open to anyone whatever the keys: liveness, readiness, the index, the player page.
-OPEN_PATHS = ("/", "/health", "/ready")
+# Routes open to anyone whatever the keys: liveness, readiness, the index, the API document,
+# the player page.
+OPEN_PATHS = ("/", "/health", "/ready", "/openapi.json")
 OPEN_PREFIXES = ("/client",)
 
 
