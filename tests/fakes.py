@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -25,6 +26,20 @@ class ConstantCodec:
 
     def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
         return np.repeat(c0.astype(np.float32) / 4096, 2048, axis=1)
+
+
+class SlowCodec(ConstantCodec):
+    """ConstantCodec at a fixed wall-clock cost per frame of window: a decoder that carries
+    only so many real-time streams."""
+
+    name = "slow"
+
+    def __init__(self, seconds_per_frame: float) -> None:
+        self.seconds_per_frame = seconds_per_frame
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds_per_frame * c0.shape[0] * c0.shape[1])
+        return super().decode(c0, c1, c2)
 
 
 class FailingCodec(ConstantCodec):

@@ -13,7 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..client import OrpheusClient
+from ..client import OrpheusClient, ServerError
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .player import simulate_player
 
@@ -31,6 +31,7 @@ class ContextResult:
     audio_s: float
     wall_s: float
     gaps: tuple[tuple[float, float], ...] = ()
+    refused: bool = False  # the server had no room (server_busy): nothing was played
 
     @property
     def rtf(self) -> float:
@@ -57,10 +58,18 @@ async def _speak(client: OrpheusClient, context_id: str, text: str, *, paced: bo
     sender = asyncio.ensure_future(send())
     arrivals: list[tuple[float, float]] = []
     samples = 0
-    async for chunk in ctx:
-        count = len(chunk.payload) // 2
-        samples += count
-        arrivals.append((chunk.received_at, count / SAMPLE_RATE))
+    try:
+        async for chunk in ctx:
+            count = len(chunk.payload) // 2
+            samples += count
+            arrivals.append((chunk.received_at, count / SAMPLE_RATE))
+    except ServerError as refusal:
+        if refusal.code != "server_busy" or arrivals:
+            raise
+        sender.cancel()
+        return ContextResult(ttfa_s=0.0, start_s=0.0, samples=0, frames=0, exact=True,
+                             underruns=0, early_underruns=0, underrun_s=0.0, audio_s=0.0,
+                             wall_s=0.0, refused=True)
     await sender
     done = ctx.done or {}
     frames = int(done.get("frames", 0))
@@ -109,11 +118,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def summarize(results: list[ContextResult]) -> dict[str, Any]:
+def summarize(every: list[ContextResult]) -> dict[str, Any]:
+    """Over the contexts the server took; ``refused`` counts the others."""
+    results = [r for r in every if not r.refused]
     ttfa = [r.ttfa_s * 1000 for r in results]
     starts = [r.start_s * 1000 for r in results]
     return {
         "contexts": len(results),
+        "refused": len(every) - len(results),
         "exact": sum(r.exact for r in results),
         "audio_s": round(sum(r.audio_s for r in results), 2),
         "ttfa_ms_p50": round(percentile(ttfa, 50), 1),
@@ -124,5 +136,5 @@ def summarize(results: list[ContextResult]) -> dict[str, Any]:
         "underruns_first_1s": sum(r.early_underruns for r in results),
         "underrun_s": round(sum(r.underrun_s for r in results), 3),
         "rtf_mean": round(statistics.fmean(r.rtf for r in results), 3) if results else None,
-        "results": [asdict(r) for r in results],
+        "results": [asdict(r) for r in every],
     }

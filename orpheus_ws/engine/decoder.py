@@ -173,6 +173,15 @@ class DecoderService:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="decoder")
 
+    async def calibrate(self, frames: int = 8, context: int = 4) -> None:
+        """Measures one decode of a typical window (``frames`` new after ``context``) before
+        serving, so that ``cost_per_frame`` is known before the first stream (capacity.py)."""
+        c0, c1, c2 = (np.zeros((1, (frames + context) * m), dtype=np.int64) for m in (1, 2, 4))
+        started = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: self.codec.decode(c0, c1, c2))
+        self.cost_per_frame = (time.perf_counter() - started) / frames
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

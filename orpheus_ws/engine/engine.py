@@ -132,6 +132,8 @@ class Engine:
     async def start(self) -> None:
         """Starts the decoder service (the codec's weights are loaded already)."""
         await self.decoder.start()
+        if self.admission.over_capacity is not None:  # known before the first stream
+            await self.decoder.calibrate()
         codec = self.decoder.codec
         log.info("engine ready: LLM %s (%s), decoder %s on %s", self.llm.base_url,
                  self.llm.api, codec.name, codec.device)

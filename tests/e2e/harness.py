@@ -34,6 +34,7 @@ from orpheus_ws.config import Settings
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
 from orpheus_ws.engine import Admission, Codec, DecoderService, Engine, LLMClient
+from orpheus_ws.engine.capacity import DecoderCapacity
 from orpheus_ws.ws.protocol import FrameHeader, decode_audio_frame
 
 from ..utils import scaled
@@ -310,8 +311,10 @@ async def serve_in_process(standin: StandinLLMServer, codec: Codec,
     admission = Admission(max_generations=settings.max_generations,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,
                           queue_timeout_s=settings.queue_timeout)
-    engine = Engine(LLMClient(standin.url), DecoderService(codec), voices=["tara"],
-                    admission=admission)
+    decoder = DecoderService(codec)
+    if settings.realtime_admission:
+        admission.over_capacity = DecoderCapacity(decoder).over
+    engine = Engine(LLMClient(standin.url), decoder, voices=["tara"], admission=admission)
     port = free_port()
     config = uvicorn.Config(create_app(settings, engine), host=HOST, port=port,
                             log_level="warning", ws="websockets-sansio")

@@ -17,6 +17,7 @@ from orpheus_ws.config import Settings
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 from orpheus_ws.engine import PassThroughCodec
 
+from ..fakes import SlowCodec
 from ..utils import scaled
 from .harness import serve_in_process
 
@@ -98,3 +99,24 @@ async def test_a_bounded_queue_waits_for_a_slot(standin: StandinLLMServer) -> No
             answers = await asyncio.gather(post(http, address, ""), post(http, address, ""),
                                            post(http, address, ""))
         assert sorted(a[0] for a in answers) == [200, 200, 503]  # one ran, one waited, one not
+
+
+async def test_past_the_decoders_real_time_capacity_new_contexts_get_server_busy(
+        standin: StandinLLMServer) -> None:
+    """A decoder measured (before the first stream) at 30 ms a delivered frame carries 2 real-time
+    streams within 85 %: the third context is refused at once and the two play whole."""
+    async for address in serve_in_process(standin, SlowCodec(0.02),
+                                          Settings(realtime_admission=True)):
+        standin.config.frames = 12
+        async with OrpheusClient.connect(f"ws://{address}/api/tts/ws") as client:
+            handles = [await client.open_context(f"c{n}") for n in range(3)]
+            for handle in handles:
+                await handle.send_text("A stream in real time.", end=True)
+            outcomes: list[str] = []
+            for handle in handles:
+                try:
+                    _, done = await handle.collect()
+                    outcomes.append("done" if done["samples"] == 12 * 2048 else "short")
+                except ServerError as refused:
+                    outcomes.append(refused.code)
+        assert outcomes == ["done", "done", "server_busy"]
