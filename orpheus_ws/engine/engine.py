@@ -34,6 +34,7 @@ from ..metrics import (
 )
 from ..params import SamplingParams
 from .admission import Admission, current_key, current_route
+from .backends import BackendPool
 from .clock import PlayoutClock
 from .decoder import DecoderService
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
@@ -88,7 +89,7 @@ class Engine:
 
     def __init__(
         self,
-        llm: LLMClient,
+        llm: LLMClient | BackendPool,
         decoder: DecoderService,
         *,
         voices: list[str],
@@ -96,7 +97,7 @@ class Engine:
         lookahead: int = 1,
         admission: Admission | None = None,
     ) -> None:
-        self.llm = llm
+        self.llm = llm if isinstance(llm, BackendPool) else BackendPool([llm])
         self.admission = admission or Admission()
         self.utterances = 0  # being synthesized now (admitted)
         self.decoder = decoder
@@ -132,6 +133,7 @@ class Engine:
     async def start(self) -> None:
         """Starts the decoder service (the codec's weights are loaded already)."""
         await self.decoder.start()
+        self.llm.start()
         if self.admission.over_capacity is not None:  # known before the first stream
             await self.decoder.calibrate()
         codec = self.decoder.codec

@@ -14,7 +14,7 @@ import logging
 import socket
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import orjson
@@ -26,6 +26,13 @@ from ..vocabulary import END_OF_SPEECH, EOT, native_prompt, parse_custom_token, 
 log = logging.getLogger(__name__)
 
 LlmApi = Literal["llama", "openai"]
+
+
+class TokenSource(Protocol):
+    """What a generation reads its tokens from: one backend, or a pool of them."""
+
+    def stream_tokens(self, voice: str, text: str,
+                      params: SamplingParams) -> AsyncIterator[list[int]]: ...
 
 
 def abort(response: aiohttp.ClientResponse) -> None:

@@ -21,7 +21,7 @@ from .clock import PlayoutClock
 from .codes import SnacCodes
 from .decoder import DecoderService
 from .events import AudioChunk
-from .llm import LLMClient
+from .llm import TokenSource
 from .schedule import ChunkSchedule, affordable_frames
 from .tokens import Frame, FrameParser
 
@@ -44,7 +44,7 @@ class StreamTuning:
 
 
 async def stream_segment(
-    llm: LLMClient,
+    llm: TokenSource,
     decoder: DecoderService,
     *,
     voice: str,
@@ -136,7 +136,7 @@ class _Generation:
     """One segment's LLM generation, read into frames by a task of its own (so generation
     never waits for decoding); ``wake`` is set at each new frame and at the end."""
 
-    def __init__(self, llm: LLMClient, voice: str, text: str, params: SamplingParams,
+    def __init__(self, llm: TokenSource, voice: str, text: str, params: SamplingParams,
                  segment: int) -> None:
         self.frames: list[Frame] = []
         self.arrivals: list[float] = []
@@ -146,7 +146,7 @@ class _Generation:
         self._task = asyncio.get_running_loop().create_task(
             self._read(llm, voice, text, params), name=f"llm-segment-{segment}")
 
-    async def _read(self, llm: LLMClient, voice: str, text: str,
+    async def _read(self, llm: TokenSource, voice: str, text: str,
                     params: SamplingParams) -> None:
         parser = FrameParser()
         try:

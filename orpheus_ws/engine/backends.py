@@ -1,0 +1,160 @@
+"""Several LLM backends behind one face (``--llm-url`` repeated or a comma list): each
+generation goes to the least-loaded healthy backend, a failing one is taken out and put back
+once it answers again, and a generation whose backend fails before it gave any token is
+retried once on another, invisibly to the listener.
+
+Load is the generations this server has in flight on a backend; between two equally loaded
+backends the one with fewer busy slots (llama-server's ``/slots``, read by the health check)
+wins. The health check asks every backend's ``/health`` each ``check_interval_s``; a backend
+that fails a generation (it can't be reached, refuses, breaks off or hangs past the read
+timeout) is out at once, until a check passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import BackendError, BackendProtocolError, BackendUnavailable
+from ..params import SamplingParams
+from .llm import LLMClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Backend:
+    client: LLMClient
+    healthy: bool = True
+    in_flight: int = 0
+    busy_slots: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    out_since: float | None = None
+    generations: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.client.base_url
+
+    def fail(self, error: BackendError) -> None:
+        if self.healthy:
+            log.warning("backend %s out: %s", self.url, error)
+        self.healthy = False
+        self.failures += 1
+        self.last_error = str(error)
+        self.out_since = self.out_since or time.monotonic()
+
+    def state(self) -> dict[str, Any]:
+        return {"url": self.url, "state": "healthy" if self.healthy else "out",
+                "in_flight": self.in_flight, "generations": self.generations,
+                "failures": self.failures, "last_error": self.last_error,
+                **({"slots": self.info["slots"]} if "slots" in self.info else {})}
+
+
+class BackendPool:
+    """The ``LLMClient`` face (``stream_tokens``, ``health``, ``close``) over several."""
+
+    def __init__(self, clients: list[LLMClient], *, check_interval_s: float = 2.0) -> None:
+        if not clients:
+            raise ValueError("at least one LLM backend is needed")
+        self.backends = [Backend(client) for client in clients]
+        self.check_interval_s = check_interval_s
+        self.base_url = ",".join(b.url for b in self.backends)
+        self.api = clients[0].api
+        self._checker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Starts the health checks (only worth it with more than one backend)."""
+        if len(self.backends) > 1 and self._checker is None:
+            self._checker = asyncio.get_running_loop().create_task(self._check_forever(),
+                                                                   name="backend-checks")
+
+    async def close(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
+        for backend in self.backends:
+            await backend.client.close()
+
+    def pick(self, exclude: set[Backend]) -> Backend | None:
+        candidates = [b for b in self.backends if b not in exclude]
+        healthy = [b for b in candidates if b.healthy] or \
+            ([] if len(self.backends) > 1 else candidates)  # one backend: always try it
+        if not healthy:
+            return None
+        return min(healthy, key=lambda b: (b.in_flight, b.busy_slots))
+
+    async def stream_tokens(self, voice: str, text: str, params: SamplingParams
+                            ) -> AsyncGenerator[list[int], None]:
+        """Token ids from the least-loaded healthy backend; retried once on another if it
+        fails before its first token."""
+        tried: set[Backend] = set()
+        while True:
+            backend = self.pick(tried)
+            if backend is None:
+                raise BackendUnavailable("no LLM backend can serve: every one is out")
+            tried.add(backend)
+            backend.in_flight += 1
+            backend.generations += 1
+            started = False
+            try:
+                async with contextlib.aclosing(backend.client.stream_tokens(
+                        voice, text, params)) as tokens:
+                    async for ids in tokens:
+                        started = True
+                        yield ids
+                return
+            except BackendProtocolError:
+                raise  # the backend answered, with something else: another won't help
+            except BackendError as exc:
+                if len(self.backends) > 1:
+                    backend.fail(exc)
+                if started or len(tried) > 1 or self.pick(tried) is None:
+                    raise
+                log.info("retrying a generation on another backend: %s", exc)
+            finally:
+                backend.in_flight -= 1
+
+    async def check(self) -> None:
+        """One round of health checks: every backend's ``/health`` (and slots)."""
+        results = await asyncio.gather(*(b.client.health() for b in self.backends))
+        for backend, info in zip(self.backends, results, strict=True):
+            backend.info = info
+            backend.busy_slots = int(info.get("slots", {}).get("busy", 0))
+            ok = info.get("status") == "ok"
+            if ok and not backend.healthy:
+                log.info("backend %s back", backend.url)
+                backend.healthy, backend.out_since = True, None
+            elif not ok and backend.healthy:
+                backend.fail(BackendUnavailable(f"health check: {info.get('status')}"))
+
+    async def _check_forever(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.check()
+            await asyncio.sleep(self.check_interval_s)
+
+    async def health(self) -> dict[str, Any]:
+        """One backend: its own health. Several: ``ok`` while any is healthy, with each
+        backend's state."""
+        if len(self.backends) == 1:
+            info = await self.backends[0].client.health()
+            self.backends[0].info = info
+            return {**info, "backends": [self.backends[0].state()]}
+        await self.check()
+        healthy = [b for b in self.backends if b.healthy]
+        slots = [b.info["slots"] for b in self.backends if "slots" in b.info]
+        return {"url": self.base_url, "api": self.api,
+                "status": "ok" if healthy else "unavailable",
+                **({"slots": {"total": sum(s["total"] for s in slots),
+                              "busy": sum(s["busy"] for s in slots)}} if slots else {}),
+                "backends": [b.state() for b in self.backends]}

@@ -1,0 +1,122 @@
+"""Several LLM backends behind one pool, each a stand-in llama-server: work spreads to the
+least loaded, a backend that fails before its first token is left for another (invisibly), one
+that fails after is the generation's failure, a hung one counts as failed, and health checks
+take a backend out and put it back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from orpheus_ws.devtools.llama_server import free_port
+from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
+from orpheus_ws.engine import LLMClient
+from orpheus_ws.engine.backends import BackendPool
+from orpheus_ws.exceptions import BackendError, BackendUnavailable
+from orpheus_ws.params import DEFAULTS
+from orpheus_ws.vocabulary import TOKENS_PER_FRAME
+
+FRAMES = 4
+
+
+@pytest_asyncio.fixture
+async def three() -> AsyncIterator[list[StandinLLMServer]]:
+    servers = [StandinLLMServer(StandinConfig(tokens_per_second=200, slots=8, frames=FRAMES))
+               for _ in range(3)]
+    for server in servers:
+        await server.__aenter__()
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            await server.__aexit__(None, None, None)
+
+
+def pool_of(urls: list[str], read_timeout_s: float = 30.0) -> BackendPool:
+    return BackendPool([LLMClient(url, read_timeout_s=read_timeout_s) for url in urls])
+
+
+async def tokens(pool: BackendPool) -> int:
+    count = 0
+    async for ids in pool.stream_tokens("tara", "Hello.", DEFAULTS):
+        count += len(ids)
+    return count
+
+
+def generations(server: StandinLLMServer) -> int:
+    return sum(1 for r in server.requests if r.path == "/completion")
+
+
+async def test_work_spreads_to_the_least_loaded(three: list[StandinLLMServer]) -> None:
+    pool = pool_of([s.url for s in three])
+    try:
+        counts = await asyncio.gather(*(tokens(pool) for _ in range(12)))
+        assert counts == [FRAMES * TOKENS_PER_FRAME] * 12
+        assert [generations(s) for s in three] == [4, 4, 4]
+        assert all(b.in_flight == 0 for b in pool.backends)
+    finally:
+        await pool.close()
+
+
+async def test_a_backend_failing_before_its_first_token_is_retried_on_another(
+        three: list[StandinLLMServer]) -> None:
+    three[0].config.fault = "refuse"
+    pool = pool_of([s.url for s in three])
+    try:
+        assert await tokens(pool) == FRAMES * TOKENS_PER_FRAME  # invisibly, on another
+        first = pool.backends[0]
+        assert not first.healthy and first.failures == 1
+        assert sum(generations(s) for s in three[1:]) == 1
+        for _ in range(4):  # the one that is out gets no work
+            await tokens(pool)
+        assert generations(three[0]) == 1
+        health = await pool.health()
+        assert health["status"] == "ok"
+        assert [b["state"] for b in health["backends"]] == ["out", "healthy", "healthy"]
+        three[0].config.fault = "none"
+        await pool.check()  # it answers again: back in
+        assert first.healthy
+        await asyncio.gather(*(tokens(pool) for _ in range(3)))
+        assert generations(three[0]) == 2
+    finally:
+        await pool.close()
+
+
+async def test_a_failure_after_the_first_token_is_the_generations(
+        three: list[StandinLLMServer]) -> None:
+    for server in three:
+        server.config.fault = "fail_midway"
+        server.config.frames = 40
+    pool = pool_of([s.url for s in three])
+    try:
+        with pytest.raises(BackendError):
+            await tokens(pool)
+        assert sum(generations(s) for s in three) == 1  # not retried: audio had begun
+    finally:
+        await pool.close()
+
+
+async def test_a_hung_backend_counts_as_failed(three: list[StandinLLMServer]) -> None:
+    three[0].config.fault = "hang"
+    pool = pool_of([three[0].url, three[1].url], read_timeout_s=0.5)
+    try:
+        assert await tokens(pool) == FRAMES * TOKENS_PER_FRAME
+        assert not pool.backends[0].healthy and pool.backends[1].healthy
+    finally:
+        await pool.close()
+
+
+async def test_no_backend_left_is_backend_unavailable(three: list[StandinLLMServer]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    pool = pool_of([dead, three[0].url])
+    three[0].config.fault = "refuse"
+    try:
+        with pytest.raises(BackendUnavailable):
+            await tokens(pool)
+        assert [b.healthy for b in pool.backends] == [False, False]
+        assert (await pool.health())["status"] == "unavailable"
+    finally:
+        await pool.close()
