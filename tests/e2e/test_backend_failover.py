@@ -1,0 +1,106 @@
+"""Three real llama-servers (tiny GGUF) behind one ``orpheus-ws serve``: 12 concurrent
+contexts spread over all three; one llama-server killed with SIGKILL mid-run: the contexts
+whose audio it was making fail with ``backend_error`` within 2 s, the others play on, new work
+goes to the live two, and the killed one, restarted, takes work again within its health-check
+interval. ``/health`` and ``/ready`` tell the truth at each step."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from orpheus_ws.client import OrpheusClient, ServerError
+from orpheus_ws.devtools.llama_server import LlamaServerProcess
+
+from ..utils import eventually, scaled
+from .harness import ServerProcess, llama_busy_slots, serve_command
+
+LONG = {"max_tokens": 2048, "temperature": 0.0}  # the tiny model speaks to max_tokens
+CHECK_S = 1.0
+
+
+async def state(http: aiohttp.ClientSession, url: str) -> tuple[list[str], int]:
+    async with http.get(url + "/health") as response:
+        health: dict[str, Any] = await response.json()
+    async with http.get(url + "/ready") as ready:
+        return [b["state"] for b in health["backend"]["backends"]], ready.status
+
+
+async def test_three_backends_share_fail_over_and_come_back(
+        tiny_gguf: Path, snac_dir: Path, tmp_path: Path) -> None:
+    llamas = [LlamaServerProcess(tiny_gguf, parallel=4, threads=1, startup_timeout=scaled(60))
+              for _ in range(3)]
+    for llama in llamas:
+        await asyncio.to_thread(llama.start)
+    server = ServerProcess(lambda port: serve_command(
+        port, ",".join(llama.url for llama in llamas), snac_dir, "--codec", "passthrough",
+        "--llm-check-interval", str(CHECK_S), "--ws-max-contexts", "16"),
+        tmp_path / "server.log")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http, \
+                OrpheusClient.connect(server.ws_url) as client:
+            assert await state(http, server.url) == (["healthy"] * 3, 200)
+            handles = [await client.open_context(f"c{n}", **LONG) for n in range(12)]
+            for handle in handles:
+                await handle.send_text("A long reply that goes on.", end=True)
+            await eventually(lambda: all(not h.queue.empty() for h in handles), timeout=20,
+                             what="every context playing")
+            assert [await llama_busy_slots(http, llama) for llama in llamas] == [4, 4, 4]
+
+            killed_at = time.monotonic()
+            assert llamas[0].process is not None
+            llamas[0].process.kill()  # SIGKILL, mid-generation
+            failed_at: dict[str, float] = {}
+
+            async def outcome(handle: Any) -> str:
+                try:
+                    await handle.collect()
+                    return "done"
+                except ServerError as error:
+                    failed_at[handle.context_id] = time.monotonic() - killed_at
+                    return error.code
+
+            waits = {h.context_id: asyncio.ensure_future(outcome(h)) for h in handles}
+            await asyncio.sleep(scaled(2.5))
+            failed = [c for c, w in waits.items() if w.done()]
+            assert len(failed) == 4 and all(waits[c].result() == "backend_error" for c in failed)
+            assert max(failed_at.values()) < 2.0
+            assert await state(http, server.url) == (["out", "healthy", "healthy"], 200)
+
+            fresh = [await client.open_context(f"n{n}", max_tokens=70) for n in range(4)]
+            for handle in fresh:  # new work only on the live two
+                await handle.send_text("Short.", end=True)
+            for handle in fresh:
+                _, done = await handle.collect()
+                assert done["samples"] == 10 * 2048
+            for context, wait in waits.items():  # the other eight play on (or are done)
+                assert context in failed or not wait.done() or wait.result() == "done"
+            await client.cancel_all()
+            for wait in waits.values():
+                wait.cancel()
+
+            llamas[0].process = None
+            await asyncio.to_thread(llamas[0].start)  # the same port again
+            await asyncio.sleep(CHECK_S + 0.5)
+            assert await state(http, server.url) == (["healthy"] * 3, 200)
+            again = [await client.open_context(f"a{n}", **LONG) for n in range(6)]
+            for handle in again:
+                await handle.send_text("It is back.", end=True)
+            await eventually(lambda: all(not h.queue.empty() for h in again), timeout=20,
+                             what="playing again")
+            assert await llama_busy_slots(http, llamas[0]) >= 1  # it takes work again
+            await client.cancel_all()
+
+            for llama in llamas:  # none left: the server says so
+                llama.stop()
+            await asyncio.sleep(CHECK_S + 0.5)
+            assert await state(http, server.url) == (["out"] * 3, 503)
+    finally:
+        await server.stop()
+        for llama in llamas:
+            llama.stop()
