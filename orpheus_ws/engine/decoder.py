@@ -178,8 +178,12 @@ class DecoderService:
         serving, so that ``cost_per_frame`` is known before the first stream (capacity.py)."""
         c0, c1, c2 = (np.zeros((1, (frames + context) * m), dtype=np.int64) for m in (1, 2, 4))
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: self.codec.decode(c0, c1, c2))
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: self.codec.decode(c0, c1, c2))
+        except Exception:  # a failing decoder: its calls will say so, to their streams
+            log.exception("the calibration decode failed")
+            return
         self.cost_per_frame = (time.perf_counter() - started) / frames
 
     async def close(self) -> None:

@@ -63,9 +63,14 @@ LONG_TEXT = " ".join(
 
 
 def serve_command(port: int, llm_url: str, snac_dir: Path, *flags: str) -> list[str]:
-    """The command line a user types, on the CPU, with extra ``flags``."""
+    """The command line a user types, on the CPU, with extra ``flags``. Real-time admission
+    is off unless ``flags`` turn it on: these tests open streams by the handful on a CPU that
+    the rest of the suite loads, where it would refuse some of them (it has tests of its own:
+    test_overload.py, and ``bench realtime``)."""
+    admission = [] if "--realtime-admission" in flags else ["--no-realtime-admission"]
     return [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST, "--port", str(port),
-            "--llm-url", llm_url, "--snac-model", str(snac_dir), "--device", "cpu", *flags]
+            "--llm-url", llm_url, "--snac-model", str(snac_dir), "--device", "cpu", *admission,
+            *flags]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
