@@ -37,6 +37,13 @@ def native_prompt(voice: str, text: str) -> list[int | str]:
             START_OF_SPEECH]
 
 
+def id_prompt(text_ids: list[int]) -> list[int]:
+    """The reference prompt as token ids, around the ids of ``"{voice}: {text}"`` (for
+    OpenAI-compatible servers that take a list of ids as the prompt: vLLM, SGLang,
+    llama-server)."""
+    return [START_OF_HUMAN, BOS, *text_ids, EOT, END_OF_HUMAN, START_OF_AI, START_OF_SPEECH]
+
+
 def text_prompt(voice: str, text: str) -> str:
     """The text form that OpenAI-compatible servers with an Orpheus GGUF expect."""
     return f"<|audio|>{voice}: {text}<|eot_id|>"

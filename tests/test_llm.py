@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
+from orpheus_ws.devtools.standin_tokens import BYTE_ID_BASE
 from orpheus_ws.engine.llm import LLMClient
 from orpheus_ws.engine.tokens import FrameParser
 from orpheus_ws.exceptions import (
@@ -25,7 +27,7 @@ from orpheus_ws.exceptions import (
     InvalidAudioToken,
 )
 from orpheus_ws.params import SamplingParams
-from orpheus_ws.vocabulary import END_OF_SPEECH, EOT, native_prompt, text_prompt
+from orpheus_ws.vocabulary import END_OF_SPEECH, EOT, id_prompt, native_prompt, text_prompt
 
 from .utils import eventually, scaled
 
@@ -96,11 +98,49 @@ async def test_openai_api(standin: StandinLLMServer, make_client: MakeClient) ->
     # the stand-in derives the same codes from either prompt form
     assert ids == expected(standin.config, "leo", "Hi.", 21)
     assert len(FrameParser().feed(ids)) == 3
-    request = standin.requests[-1]
+    tokenize, request = standin.requests[-2:]
+    assert tokenize.path == "/tokenize" and tokenize.body["prompt"] == "leo: Hi."
     assert request.path == "/v1/completions"
-    assert request.body["prompt"] == text_prompt("leo", "Hi.")
+    # the exact reference prompt, as ids: the text's ids from the server's own tokenizer
+    text_ids = [BYTE_ID_BASE + b for b in b"leo: Hi."]
+    assert request.body["prompt"] == id_prompt(text_ids)
+    assert request.body["prompt"][:2] == [128259, 128000]
+    assert request.body["prompt"][-4:] == [128009, 128260, 128261, 128257]
+    assert request.body["stop_token_ids"] == [END_OF_SPEECH]
     assert request.body["model"] == "orpheus-x"
     assert request.body["max_tokens"] == 512
+
+
+async def test_openai_without_tokenize_sends_the_text_prompt(make_client: MakeClient) -> None:
+    """A server with no /tokenize (404) gets the text form, and is not asked again."""
+    bodies: list[dict[str, Any]] = []
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        bodies.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n in range(7):
+            await response.write(b"data: " + orjson.dumps({"choices": [{
+                "text": f"<custom_token_{10 + n % 7 * 4096 + 5}>", "finish_reason": None}]})
+                + b"\n\n")
+        await response.write(b'data: {"choices": [{"text": "", "finish_reason": "stop"}]}\n\n')
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        client = make_client(f"http://127.0.0.1:{port}", "openai")
+        for _ in range(2):
+            assert len(await collect(client)) == 7
+        assert [b["prompt"] for b in bodies] == [text_prompt("tara", "Hello there.")] * 2
+        assert client.tokenizes is False
+    finally:
+        await runner.cleanup()
 
 
 async def test_openai_stops_at_end_of_speech_too(standin: StandinLLMServer,
@@ -309,7 +349,11 @@ async def wait_all_idle(url: str, within_s: float) -> float:
 async def test_real_llama_server_streams_frames(api: str, llama_server: LlamaServerProcess,
                                                 make_client: MakeClient) -> None:
     params = SamplingParams(temperature=0.6, max_tokens=70)
-    ids = await collect(make_client(llama_server.url, api), params=params)
+    client = make_client(llama_server.url, api)
+    ids = await collect(client, params=params)
+    # openai: llama-server's /tokenize gave the text's ids, and its /v1/completions took the
+    # reference prompt as a list of ids
+    assert client.tokenizes is (True if api == "openai" else None)
     assert len(ids) == 70
     frames = FrameParser().feed(ids)
     assert len(frames) == 10

@@ -33,6 +33,7 @@ from orpheus_ws.vocabulary import (
 )
 
 from .standin_tokens import (
+    BYTE_ID_BASE,
     FAULT_AFTER_TOKENS,
     FAULTS,
     HOST,
@@ -151,6 +152,7 @@ class StandinLLMServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/slots", self._slots)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/tokenize", self._tokenize)
         self._stopping = False
         self._runner = web.AppRunner(
             app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
@@ -224,6 +226,15 @@ class StandinLLMServer:
             {"id": i, "n_ctx": N_CTX, "is_processing": i in self._busy}
             for i in range(max(self.config.slots, 1))
         ])
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's (and SGLang's) /tokenize: ``prompt`` in, ``tokens`` out; a stand-in
+        tokenizer (one id per UTF-8 byte, below the special tokens)."""
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(ReceivedRequest(request.path, body))
+        text = str(body.get("prompt", ""))
+        tokens = [BYTE_ID_BASE + b for b in text.encode()]
+        return web.json_response({"tokens": tokens, "count": len(tokens), "max_model_len": N_CTX})
 
     async def _models(self, request: web.Request) -> web.Response:
         self.requests.append(ReceivedRequest(request.path))

@@ -67,12 +67,18 @@ class ReceivedRequest:
     body: dict[str, Any] = field(default_factory=dict)
 
 
+BYTE_ID_BASE = 1000  # the stand-in tokenizer: one id per UTF-8 byte (``/tokenize``)
+
+
 def prompt_text(prompt: Any) -> str:
     """The text part of a prompt (a string, or a list mixing ids and strings), markers removed."""
     if isinstance(prompt, str):
         parts = [prompt]
-    elif isinstance(prompt, list):
-        parts = [p for p in prompt if isinstance(p, str)]
+    elif isinstance(prompt, list):  # strings, and ids: the stand-in tokenizer's byte ids
+        raw = b"".join(p.encode() if isinstance(p, str) else bytes([p - BYTE_ID_BASE])
+                       for p in prompt
+                       if isinstance(p, str) or BYTE_ID_BASE <= p < BYTE_ID_BASE + 256)
+        parts = [raw.decode(errors="replace")]
     else:
         parts = []
     return _SPECIAL_MARKER.sub("", "".join(parts)).strip()

@@ -1,8 +1,11 @@
 """The LLM client: streams Orpheus token ids from llama-server or an OpenAI-compatible server.
 
 ``llama`` (the default) posts the exact reference prompt as token ids to llama-server's native
-``/completion`` with ``return_tokens``; ``openai`` posts the text prompt to ``/v1/completions``
-(vLLM, SGLang, LM Studio, llama-server) and reads ``<custom_token_N>`` pieces back. Either way
+``/completion`` with ``return_tokens``; ``openai`` posts to ``/v1/completions`` (vLLM, SGLang,
+LM Studio, llama-server) the same reference prompt as a list of token ids, the text's ids
+asked of the server's own ``/tokenize`` (vLLM, SGLang and llama-server have one), with stop
+token 128258; a server without ``/tokenize`` gets the text form of the prompt instead. It
+reads ``<custom_token_N>`` pieces back. Either way
 the stream stops at end-of-speech (128258) whether or not the backend treats it as the end, and
 leaving the iterator early closes the HTTP response so the backend frees its slot at once.
 """
@@ -21,7 +24,14 @@ import orjson
 
 from ..exceptions import BackendError, BackendProtocolError, BackendUnavailable
 from ..params import SamplingParams
-from ..vocabulary import END_OF_SPEECH, EOT, native_prompt, parse_custom_token, text_prompt
+from ..vocabulary import (
+    END_OF_SPEECH,
+    EOT,
+    id_prompt,
+    native_prompt,
+    parse_custom_token,
+    text_prompt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +81,7 @@ class LLMClient:
         )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self.tokenizes: bool | None = None  # openai: /tokenize answered (None: not asked yet)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -83,7 +94,33 @@ class LLMClient:
             await self._session.close()
             self._session = None
 
-    def _request(self, voice: str, text: str, params: SamplingParams) -> tuple[str, dict[str, Any]]:
+    async def _prompt_ids(self, voice: str, text: str) -> list[int] | None:
+        """The reference prompt as ids, from the server's ``/tokenize``; None where it has
+        none (then the text prompt is sent)."""
+        if self.tokenizes is False:
+            return None
+        piece = f"{voice}: {text}"
+        # vLLM and SGLang read ``prompt``, llama-server ``content``; each ignores the other.
+        body = {"model": self.model, "prompt": piece, "content": piece,
+                "add_special_tokens": False, "add_special": False}
+        try:
+            async with self._http().post(self.base_url + "/tokenize", data=orjson.dumps(body),
+                                         headers={"Content-Type": "application/json"},
+                                         timeout=aiohttp.ClientTimeout(total=5)) as response:
+                if response.status != 200:
+                    self.tokenizes = False if response.status in (404, 405) else self.tokenizes
+                    return None
+                tokens = (await response.json(loads=orjson.loads)).get("tokens")
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, AttributeError):
+            return None
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            self.tokenizes = False
+            return None
+        self.tokenizes = True
+        return id_prompt(tokens)
+
+    def _request(self, voice: str, text: str, params: SamplingParams,
+                 prompt_ids: list[int] | None = None) -> tuple[str, dict[str, Any]]:
         if self.api == "llama":
             return "/completion", {
                 "prompt": native_prompt(voice, text),
@@ -98,7 +135,8 @@ class LLMClient:
             }
         return "/v1/completions", {
             "model": self.model,
-            "prompt": text_prompt(voice, text),
+            "prompt": prompt_ids if prompt_ids is not None else text_prompt(voice, text),
+            "stop_token_ids": [END_OF_SPEECH],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -114,7 +152,8 @@ class LLMClient:
 
         Ends after end-of-speech, at the backend's own end, or raises a BackendError.
         """
-        path, body = self._request(voice, text, params)
+        ids = await self._prompt_ids(voice, text) if self.api == "openai" else None
+        path, body = self._request(voice, text, params, ids)
         try:
             response = await self._http().post(self.base_url + path, data=orjson.dumps(body),
                                                headers={"Content-Type": "application/json"})
