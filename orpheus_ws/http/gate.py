@@ -16,6 +16,7 @@ in a ``dg-error`` header, which pipecat's Deepgram service reads).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from typing import Any
@@ -88,11 +89,12 @@ class Gate:
             return
         name = None
         if path == "/metrics" and self.metrics_token:
-            if self.keys.name_of(presented_key(scope)) is None and \
-                    presented_key(scope) != self.metrics_token:
+            presented = presented_key(scope) or ""
+            if not hmac.compare_digest(presented.encode(), self.metrics_token.encode()) \
+                    and self.keys.name_of(presented) is None:
+                message = "the metrics token (or an API key) is required"
                 await self.refuse(scope, receive, send, 401, "auth", kind.error(
-                    "invalid_api_key", "a valid metrics token is required"),
-                    "a valid metrics token is required")
+                    "invalid_api_key", message), message)
                 return
         elif self.keys.enabled and not is_open(path):
             name = self.keys.name_of(presented_key(scope))
