@@ -5,10 +5,11 @@ Scenarios: ``overhead`` (1), ``efficiency`` (2), ``batching`` (3 and 4), ``realt
 PCM), ``all`` (every one of those), ``load`` (a custom load against a running server: --url),
 ``soak`` (N sessions for --minutes with random cancels and drops: leaks, exactness; not in
 ``all``), ``cancel`` (--cancels cancels against a real llama-server, --llm-url: slot idle time,
-frames after ``cancelled``; not in ``all``). The scenarios start a stand-in LLM server, or
-use a running one (e.g. a real llama-server) with --llm-url. Each prints a table and writes
-JSON (--out). Without --snac-model, SNAC with random weights (same network, same cost) is
-written to a temporary folder, so no weights are downloaded.
+frames after ``cancelled``; not in ``all``), ``gpu`` (the GPU measurement: CUDA checks,
+decode cost by batch, real-time streams carried; ``--smoke`` for tiny sizes). The scenarios
+start a stand-in LLM server, or use a running one (e.g. a real llama-server) with --llm-url.
+Each prints a table and writes JSON (--out). Without --snac-model, SNAC with random weights
+(same network, same cost) is written to a temporary folder, so no weights are downloaded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
-             "load", "soak", "cancel")
+             "load", "soak", "cancel", "gpu")
 NO_SNAC = ("load", "soak", "cancel")  # the pass-through codec or no server: no SNAC weights
 
 
@@ -54,6 +55,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the simulated player's jitter buffer (declared to the server)")
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                         help="a server setting for the scenario's server (e.g. max_batch=64)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="gpu: every step at tiny sizes (the test suite runs it on the CPU)")
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="soak: how long (fractions allowed)")
     parser.add_argument("--cancels", type=int, default=1000, help="cancel: how many")
@@ -108,6 +111,13 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
                 paced=args.paced, jitter_s=args.jitter_ms / 1000))
             report["load"] = summarize(results)
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
+            continue
+        if name == "gpu":
+            from .gpu import run_gpu
+
+            assert snac_model is not None
+            report[name] = result = run_gpu(snac_model, smoke=args.smoke)
+            _print_table(name, result)
             continue
         kwargs = _kwargs(args)
         if name in ("soak", "cancel"):
