@@ -34,6 +34,7 @@ SERVE_FLAGS: dict[str, str] = {
     "default_voice": "voice used when a request names none",
     "workers": "uvicorn worker processes",
     "log_level": "debug, info, warning, error",
+    "gpus": "managed: one llama-server per GPU, e.g. 0,1 (each sees only its own GPU)",
     "api_key": "an API key clients must present (repeatable); none: no key needed",
     "api_keys_file": "a file of API keys, one per line (KEY or NAME:KEY), re-read on SIGHUP",
     "allowed_origins": "comma-separated origins for CORS and WebSocket handshakes (* = any)",

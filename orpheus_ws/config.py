@@ -25,6 +25,7 @@ class Settings:
     model: str = DEFAULT_MODEL
     llama_server: str = ""
     streams: int = 8
+    gpus: str = ""  # managed: one llama-server per GPU index listed ("0,1")
     llama_args: str = ""  # shell-quoted, from the repeatable --llama-arg
     llm_api: str = "llama"
     llm_model: str = "orpheus"

@@ -1,6 +1,9 @@
 """The managed backend as the server uses it: resolve the model, plan llama-server for the
 streams asked for and the machine at hand, and run its supervisor on a thread of its own.
 
+With ``--gpus 0,1,...`` there is one llama-server per GPU, each on its own GPU
+(``CUDA_VISIBLE_DEVICES``), and the engine spreads generations over them.
+
 Its own thread and event loop keep it independent of who serves: ``orpheus-ws serve`` starts
 it before uvicorn (one llama-server for every ``--workers`` process), and the app's lifespan
 starts it when it is run directly with no LLM URL. The thread lives until ``stop()``, which
@@ -46,13 +49,14 @@ def free_port() -> int:
         return port
 
 
-def plan_for(settings: Settings, model_path: str) -> LlamaPlan:
-    """The llama-server command for these settings on this machine."""
+def plan_for(settings: Settings, model_path: str, gpu_index: str | None = None) -> LlamaPlan:
+    """The llama-server command for these settings on this machine (on GPU ``gpu_index``,
+    where one is named: ``CUDA_VISIBLE_DEVICES`` for its process)."""
     gpu = gpu_present(settings.device)
-    llama_threads, _ = split_cores(usable_cores(), gpu=gpu)
+    llama_threads, _ = split_cores(usable_cores(), gpu=gpu or gpu_index is not None)
     return LlamaPlan(binary=find_binary(settings.llama_server), model=model_path,
                      port=free_port(), streams=settings.streams, threads=llama_threads,
-                     gpu=gpu, extra=parse_llama_args(settings.llama_args))
+                     gpu=gpu, extra=parse_llama_args(settings.llama_args), gpu_index=gpu_index)
 
 
 def torch_threads_for(settings: Settings) -> int:
@@ -63,7 +67,7 @@ def torch_threads_for(settings: Settings) -> int:
     return torch_threads or 0
 
 
-class ManagedBackend:
+class SupervisedServer:
     """A ManagedLlamaServer on a thread of its own; ``start()`` blocks until it is ready."""
 
     def __init__(self, plan: LlamaPlan, *, model_name: str) -> None:
@@ -95,13 +99,45 @@ class ManagedBackend:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
 
+class ManagedBackend:
+    """The llama-servers this server runs: one, or one per GPU of ``--gpus``. Its ``url`` is
+    theirs, comma-separated (the engine's backend pool takes the list)."""
+
+    def __init__(self, plans: list[LlamaPlan], *, model_name: str) -> None:
+        self.servers = [SupervisedServer(plan, model_name=model_name) for plan in plans]
+
+    @property
+    def url(self) -> str:
+        return ",".join(server.url for server in self.servers)
+
+    def health(self) -> dict[str, Any]:
+        """One llama-server: its health. Several: ``ready`` while any is, and each one's."""
+        if len(self.servers) == 1:
+            return self.servers[0].health()
+        each = [server.health() for server in self.servers]
+        ready = [h for h in each if h["state"] == "ready"]
+        return {"state": "ready" if ready else each[0]["state"], "url": self.url,
+                "slots": sum(h["slots"] for h in each), "servers": each}
+
+    def start(self) -> None:
+        """Starts every llama-server, each waited for until healthy."""
+        for server in self.servers:
+            server.start()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
 def start_managed(settings: Settings) -> ManagedBackend:
     """Resolves the model (downloading it if needed), starts llama-server and returns it
     ready; ModelError, LlamaServerMissing or LlamaServerFailed with one clear line if not."""
     from ..models import resolve_gguf
 
     path = resolve_gguf(settings.model)
-    backend = ManagedBackend(plan_for(settings, str(path)), model_name=settings.model)
+    gpus: list[str | None] = [g.strip() for g in settings.gpus.split(",") if g.strip()]
+    backend = ManagedBackend([plan_for(settings, str(path), gpu) for gpu in gpus or [None]],
+                             model_name=settings.model)
     try:
         backend.start()
     except LlamaServerFailed:

@@ -75,6 +75,12 @@ class LlamaPlan:
     gpu: bool = False
     max_tokens: int = MAX_TOKENS_RANGE[1]
     extra: tuple[str, ...] = field(default_factory=tuple)
+    gpu_index: str | None = None  # this llama-server's GPU (one per GPU of --gpus)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What its process's environment adds: the one GPU it may see."""
+        return {} if self.gpu_index is None else {"CUDA_VISIBLE_DEVICES": self.gpu_index}
 
     @property
     def ctx_size(self) -> int:

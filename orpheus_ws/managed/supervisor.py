@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import sys
 import time
@@ -119,7 +120,7 @@ class ManagedLlamaServer:
             self._process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent,
-                start_new_session=True)
+                start_new_session=True, env={**os.environ, **self.plan.env})
         except OSError as exc:
             raise LlamaServerFailed(f"cannot run {command[0]}: {exc.strerror}") from None
         self._reader = asyncio.get_running_loop().create_task(self._read(self._process),

@@ -38,9 +38,11 @@ SAMPLES_PER_FRAME = 2048
 
 
 def managed_command(tiny_gguf: Path, snac_dir: Path, *flags: str) -> Any:
+    """Real-time admission off, as in serve_command (harness.py): real SNAC on a loaded CPU."""
     return lambda port: [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST,
                          "--port", str(port), "--model", str(tiny_gguf), "--snac-model",
-                         str(snac_dir), "--device", "cpu", "--streams", "4", *flags]
+                         str(snac_dir), "--device", "cpu", "--streams", "4",
+                         "--no-realtime-admission", *flags]
 
 
 def alive(pid: int) -> bool:
@@ -217,3 +219,47 @@ async def test_workers_share_one_llama_server(tiny_gguf: Path, snac_dir: Path, t
         assert await gone_within(pid, scaled(10)), server.log_tail()
     finally:
         await server.stop()
+
+
+async def test_gpus_runs_one_llama_server_per_gpu_and_spreads_the_work(
+        tiny_gguf: Path, snac_dir: Path, tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """``--gpus 0,1``: two llama-servers, each told its own GPU (``CUDA_VISIBLE_DEVICES``; the
+    CPU build here ignores it), both in the engine's backend pool; one killed, the work goes
+    on on the other while its supervisor restarts it; stopping the server stops both."""
+    server = ServerProcess(managed_command(tiny_gguf, snac_dir, "--gpus", "0,1",
+                                           "--llm-check-interval", "1"),
+                           tmp_path / "gpus.log", startup_timeout=120)
+    await server.start()
+    try:
+        info = await health(http, server)
+        servers = info["llama_server"]["servers"]
+        assert [s["state"] for s in servers] == ["ready", "ready"]
+        pids = [s["pid"] for s in servers]
+        assert len(set(pids)) == 2 and all(alive(pid) for pid in pids)
+        for pid, gpu in zip(pids, ("0", "1"), strict=True):
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert f"CUDA_VISIBLE_DEVICES={gpu}".encode() in environ
+        assert [b["state"] for b in info["backend"]["backends"]] == ["healthy", "healthy"]
+        assert info["backend"]["url"] == info["llama_server"]["url"]
+        results = await asyncio.gather(*(samples_from(http, server, "/api/tts/wav",
+                                                      SEED_REQUEST) for _ in range(4)))
+        assert results == [TINY_FRAMES * SAMPLES_PER_FRAME] * 4
+        after = await health(http, server)
+        assert all(b["generations"] >= 1 for b in after["backend"]["backends"])  # spread
+        os.kill(pids[0], signal.SIGKILL)
+        for _ in range(3):  # the other carries on meanwhile
+            assert await samples_from(http, server, "/api/tts/wav", SEED_REQUEST) == \
+                TINY_FRAMES * SAMPLES_PER_FRAME
+        deadline = time.monotonic() + scaled(30)
+        while True:
+            servers = (await health(http, server))["llama_server"]["servers"]
+            if servers[0]["state"] == "ready" and servers[0]["pid"] != pids[0]:
+                break
+            assert time.monotonic() < deadline, servers
+            await asyncio.sleep(0.2)
+        assert servers[0]["restarts"] == 1
+        pids = [s["pid"] for s in servers]
+    finally:
+        await server.stop()
+    for pid in pids:
+        assert await gone_within(pid, scaled(10))
