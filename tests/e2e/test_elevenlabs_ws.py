@@ -14,15 +14,14 @@ import aiohttp
 import orjson
 import websockets
 from livekit.plugins import elevenlabs
-from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFrame, TTSTextFrame
 from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
-from pipecat.tests.utils import SleepFrame, run_test
 
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from ..utils import eventually
 from .harness import SAMPLES_PER_FRAME, ServerProcess, completions
 from .livekit_audio import streamed
+from .pipecat_speech import speak_each
 
 FRAMES = 6
 TEXTS = ("Hello there, my friend.", "And again we speak.")
@@ -37,13 +36,11 @@ async def test_pipecat_elevenlabs_transcript_is_the_text_word_for_word(
     fake_llm.config.frames = FRAMES
     tts = ElevenLabsTTSService(api_key="unused", url=standin_server.url.replace("http", "ws"),
                                settings=ElevenLabsTTSService.Settings(voice="leo"))
-    down, _ = await run_test(tts, frames_to_send=[
-        TTSSpeakFrame(TEXTS[0]), SleepFrame(1.5), TTSSpeakFrame(TEXTS[1]), SleepFrame(1.5)])
-    audio = [f for f in down if isinstance(f, TTSAudioRawFrame)]
-    assert {f.sample_rate for f in audio} == {24000}
-    assert sum(len(f.audio) for f in audio) == 2 * FRAMES * SAMPLES_PER_FRAME * 2
-    assert sum(isinstance(f, TTSStoppedFrame) for f in down) == 2
-    assert [f.text for f in down if isinstance(f, TTSTextFrame)] == " ".join(TEXTS).split()
+    spoken = await speak_each(tts, TEXTS)
+    assert spoken.rates == {24000}
+    assert spoken.audio_bytes == 2 * FRAMES * SAMPLES_PER_FRAME * 2
+    assert spoken.stopped == 2
+    assert spoken.words == " ".join(TEXTS).split()
     assert completions(fake_llm)[-2:] == [f"leo: {TEXTS[0]}", f"leo: {TEXTS[1]}"]
 
 
