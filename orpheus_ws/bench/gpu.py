@@ -15,6 +15,7 @@ graphs), so the script is exercised by the test suite and cannot rot.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -69,36 +70,41 @@ def decode_cost(snac_model: str, device: str, batches: tuple[int, ...], frames: 
 
 def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames: int,
                 tps: float = 100.0) -> dict[str, Any]:
-    """The most real-time streams with no underrun after the first second."""
-    from .scenarios import load_run
+    """The most real-time streams with no underrun after the first second. One stand-in and
+    one server for every trial (SNAC's graphs are captured once), loads of growing size."""
+    from .harness import cpu_snapshot, orpheus_server
+    from .load import run_load, summarize
+    from .scenarios import REPLY
 
     trials: list[dict[str, Any]] = []
+    settings = {"codec": "snac", "device": device, "realtime_admission": False}
+    with llm_backend(None, tps, 2 * limit, frames) as llm, \
+            orpheus_server(llm, snac_model, **settings) as (url, proc):
 
-    def fits(streams: int) -> bool:
-        with llm_backend(None, tps, 2 * streams, frames) as llm:
-            run = load_run(llm_url=llm, snac_model=snac_model, streams=streams, contexts=1,
-                           paced=False, jitter_s=0.2,
-                           server={"codec": "snac", "device": device,
-                                   "realtime_admission": False})
-        ok = bool(run["underruns_after_1s"] == 0 and run["exact"] == run["contexts"] == streams)
-        cores = run["server_cpu_s"] / run["wall_s"] if run["wall_s"] else None
-        trials.append({"streams": streams, "underruns_after_1s": run["underruns_after_1s"],
-                       "exact": run["exact"], "ttfa_ms_p50": run["ttfa_ms_p50"],
-                       "server_cores": round(cores, 3) if cores else None,
-                       "server_cores_per_stream": round(cores / streams, 4) if cores else None,
-                       "fits": ok})
-        return ok
+        def fits(streams: int) -> bool:
+            cpu0, wall0 = cpu_snapshot(proc)[0], time.monotonic()
+            run = summarize(asyncio.run(run_load(
+                url.replace("http://", "ws://") + "/api/tts/ws", streams=streams, contexts=1,
+                text=REPLY, paced=False, jitter_s=0.2)))
+            cores = (cpu_snapshot(proc)[0] - cpu0) / (time.monotonic() - wall0)
+            ok = bool(run["underruns_after_1s"] == 0 and run["exact"] == run["contexts"]
+                      == streams)
+            trials.append({"streams": streams, "underruns_after_1s": run["underruns_after_1s"],
+                           "exact": run["exact"], "ttfa_ms_p50": run["ttfa_ms_p50"],
+                           "server_cores": round(cores, 3),
+                           "server_cores_per_stream": round(cores / streams, 4), "fits": ok})
+            return ok
 
-    good, bad = 0, None
-    streams = start
-    while streams <= limit:  # double while it fits
-        if not fits(streams):
-            bad = streams
-            break
-        good, streams = streams, streams * 2
-    while bad is not None and bad - good > max(1, good // 8):  # then bisect, to 1/8
-        middle = (good + bad) // 2
-        good, bad = (middle, bad) if fits(middle) else (good, middle)
+        good, bad = 0, None
+        streams = start
+        while streams <= limit:  # double while it fits
+            if not fits(streams):
+                bad = streams
+                break
+            good, streams = streams, streams * 2
+        while bad is not None and bad - good > max(1, good // 8):  # then bisect, to 1/8
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if fits(middle) else (good, middle)
     best = next((t for t in trials if t["streams"] == good), None)
     return {"max_realtime_streams": good, "limit_reached": bad is None,
             "server_cores_per_stream": best["server_cores_per_stream"] if best else None,
