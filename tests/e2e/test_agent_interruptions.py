@@ -157,8 +157,10 @@ async def test_whole_then_interrupted_then_whole(service: Service, real_server: 
     assert watch.idle_after(clock.interrupted_at) <= idle_deadline(per_token)
 
     contexts = audio_by_context(down)
-    assert len(contexts) == 3, [size for _, size in contexts]
-    (first_rates, first), (_, cut), (next_rates, after) = contexts
+    # the interrupted reply may have had no audio out yet (then pipecat shows none of it)
+    assert len(contexts) in (2, 3), [size for _, size in contexts]
+    (first_rates, first), (next_rates, after) = contexts[0], contexts[-1]
+    cut = contexts[1][1] if len(contexts) == 3 else 0
     assert first_rates == next_rates == {service.rate}
     # Whole, and nothing stale after the interruption: the frames' samples, exactly at 24 kHz,
     # within a millisecond resampled (protocol.md, segment_finished).
@@ -166,4 +168,4 @@ async def test_whole_then_interrupted_then_whole(service: Service, real_server: 
     slack = 0 if service.rate == 24000 else service.rate / 1000
     for size in (first, after):
         assert abs(size / service.width - whole) <= slack, (size, whole)
-    assert 0 < cut / service.width < 10 * whole
+    assert 0 <= cut / service.width < 10 * whole
