@@ -31,7 +31,7 @@ from ..engine import AudioChunk, Engine
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..ws.outbox import Outbox
-from .utterance import Sink, Utterance, dumps, send_from, stop_socket
+from .utterance import Sink, Utterance, dumps, flushed_out, send_from, stop_socket
 from .voices import VoiceMap
 
 log = logging.getLogger("orpheus_ws.deepgram")
@@ -156,8 +156,7 @@ class DeepgramConnection:
             utterance.feed.end()
             if not await utterance.finish(self.ws, self.outbox, sender):
                 return
-        while len(self.outbox) and not sender.done():
-            await asyncio.sleep(0.01)
+        await flushed_out(self.outbox, sender)
         with contextlib.suppress(Exception):
             await self.ws.close(1000)
 

@@ -41,7 +41,7 @@ from ..formats import AudioFormat
 from ..outputs import parse_vendor_format
 from ..timings import SegmentTiming
 from ..ws.outbox import Outbox
-from .utterance import Sink, Utterance, dumps, send_from, stop_socket
+from .utterance import Sink, Utterance, dumps, flushed_out, send_from, stop_socket
 from .voices import VoiceMap
 
 MAX_CONTEXTS = 5  # ElevenLabs' limit per socket
@@ -257,8 +257,7 @@ class _Connection:
 
     async def close(self, sender: asyncio.Future[None]) -> None:
         """Sends what is queued, then closes the socket normally."""
-        while len(self.outbox) and not sender.done():
-            await asyncio.sleep(0.01)
+        await flushed_out(self.outbox, sender)
         with contextlib.suppress(Exception):
             await self.ws.close(1000)
 
@@ -268,7 +267,6 @@ class _Connection:
             if context.utterance is not None:
                 self.outbox.purge(context.utterance)
         self.outbox.put(dumps({"error": error, "message": message, "code": 1008}))
-        while len(self.outbox) and not sender.done():
-            await asyncio.sleep(0.01)
+        await flushed_out(self.outbox, sender)
         with contextlib.suppress(Exception):
             await self.ws.close(1008, error)

@@ -48,6 +48,12 @@ async def send_from(outbox: Outbox, websocket: WebSocket, timeout_s: float) -> N
                 await websocket.send_text(data)
 
 
+async def flushed_out(outbox: Outbox, sender: asyncio.Future[None]) -> None:
+    """Waits until everything queued has been sent (or the send loop has ended)."""
+    while len(outbox) and not sender.done():
+        await asyncio.sleep(0.01)
+
+
 async def stop_socket(sender: asyncio.Future[None], *utterances: Utterance | None) -> None:
     """A vendor socket's end: its utterances stopped (their LLM requests closed), then its
     send loop."""

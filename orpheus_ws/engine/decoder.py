@@ -346,12 +346,12 @@ class DecoderService:
         DECODE_BATCH.observe(len(batch))
         self.seconds_per_frame += 0.2 * (elapsed / length - self.seconds_per_frame)
         delivered = sum(r.emit_end - r.emit_start for r in batch)
+        stats.frames_emitted += delivered
         if delivered:
             cost = elapsed / delivered
             self.cost_per_frame = cost if self.cost_per_frame is None else \
                 self.cost_per_frame + 0.1 * (cost - self.cost_per_frame)
         for row, request in enumerate(batch):
-            stats.frames_emitted += request.emit_end - request.emit_start
             start = request.row_start(length)
             lo = (request.emit_start - start) * SAMPLES_PER_FRAME
             hi = (request.emit_end - start) * SAMPLES_PER_FRAME

@@ -222,8 +222,7 @@ class Engine:
         clock: PlayoutClock | None = None,
         first_index: int = 0,
     ) -> AsyncGenerator[SynthesisEvent, None]:
-        """The events of ``synthesize``, without admission."""
-        self.check_voice(voice)
+        """The events of ``synthesize``, without admission (the voice checked there)."""
         loop = asyncio.get_running_loop()
         order: asyncio.Queue[Any] = asyncio.Queue()
         fed = [first_index]  # index of the next segment the feeder will queue
