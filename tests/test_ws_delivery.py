@@ -5,6 +5,7 @@ The tests play the send loop: they drain the outbox and report frames as sent.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ START, END = FLAG_SEGMENT_START, FLAG_SEGMENT_END
 class FakeEngine:
     """Speaks each segment as ``frames`` model frames, in chunks of ``chunks`` frames, with
     fixed times; raises ``fail`` before chunk number ``fail_at``; waits forever after
-    ``hold_after`` chunks."""
+    ``hold_after`` chunks. ``open`` counts its streams not yet closed (each stands for the
+    LLM requests a real engine holds until its stream is closed)."""
 
     def __init__(self, chunks: tuple[int, ...] = (1, 2), *, fail: Exception | None = None,
                  fail_at: int = 1, hold_after: int | None = None) -> None:
@@ -65,33 +67,38 @@ class FakeEngine:
         self.chunks: list[AudioChunk] = []
         self.first_audio: list[tuple[AudioChunk, float]] = []
         self.calls: list[tuple[str, SamplingParams]] = []
+        self.open = 0
 
     async def synthesize(self, feed: TextFeed, *, voice: str, params: SamplingParams,
                          clock: PlayoutClock | None = None) -> AsyncIterator[SynthesisEvent]:
         self.calls.append((voice, params))
-        index = 0
-        async for item in feed:
-            if isinstance(item, FlushMark):
-                yield Flushed(item.mark)
-                continue
-            yield SegmentStarted(index, item)
-            frame = 0
-            for size in self.sizes:
-                if self.fail is not None and len(self.chunks) == self.fail_at:
-                    raise self.fail
-                if len(self.chunks) == self.hold_after:
-                    await asyncio.Event().wait()
-                pcm = np.full(size * FRAME, 100 * (index + 1) + frame, dtype=np.int16)
-                chunk = AudioChunk(pcm, index, frame, size, frame + size == self.frames,
-                                   ready_at=10.0, window_ready_at=9.9, decode_s=0.01)
-                self.chunks.append(chunk)
-                yield chunk
-                frame += size
-            feed.delivered(index + 1)
-            yield SegmentFinished(index, item, self.frames, self.frames * FRAME,
-                                  started_at=100.0, first_audio_at=100.0625,
-                                  finished_at=100.5)
-            index += 1
+        self.open += 1
+        try:
+            index = 0
+            async for item in feed:
+                if isinstance(item, FlushMark):
+                    yield Flushed(item.mark)
+                    continue
+                yield SegmentStarted(index, item)
+                frame = 0
+                for size in self.sizes:
+                    if self.fail is not None and len(self.chunks) == self.fail_at:
+                        raise self.fail
+                    if len(self.chunks) == self.hold_after:
+                        await asyncio.Event().wait()
+                    pcm = np.full(size * FRAME, 100 * (index + 1) + frame, dtype=np.int16)
+                    chunk = AudioChunk(pcm, index, frame, size, frame + size == self.frames,
+                                       ready_at=10.0, window_ready_at=9.9, decode_s=0.01)
+                    self.chunks.append(chunk)
+                    yield chunk
+                    frame += size
+                feed.delivered(index + 1)
+                yield SegmentFinished(index, item, self.frames, self.frames * FRAME,
+                                      started_at=100.0, first_audio_at=100.0625,
+                                      finished_at=100.5)
+                index += 1
+        finally:
+            self.open -= 1
 
     def record_first_audio(self, chunk: AudioChunk, sent_at: float) -> None:
         self.first_audio.append((chunk, sent_at))
@@ -347,3 +354,18 @@ async def test_audio_waits_for_room_in_the_outbox() -> None:
     assert kinds(messages) == SEGMENT_EVENTS * 2 + ["done"]
     assert check_offsets(frames_of(messages), 2) == 6 * FRAME
     assert delivery.samples_sent == 6 * FRAME
+
+
+async def test_a_cancel_while_audio_waits_for_room_closes_the_engine_stream_at_once() -> None:
+    engine = FakeEngine()
+    session, delivery, outbox = setup(engine, max_bytes=1)
+    feed_and_end(session, delivery, "One.")
+    task = delivery.start()
+    await eventually(lambda: len(outbox) == 1 and engine.open == 1, what="audio waiting")
+    gc.disable()  # a stream left open is closed only when collected: not here
+    try:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert engine.open == 0
+    finally:
+        gc.enable()

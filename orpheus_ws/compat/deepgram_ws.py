@@ -8,7 +8,8 @@
   (stop now, as the native ``cancel``), ``Close`` (finish what was said, then close);
 - server: ``Metadata`` on open, binary audio in ``encoding`` (linear16, mulaw, alaw) at
   ``sample_rate``, ``Flushed`` with ``sequence_id`` (0, 1, ... per flush) once the audio before
-  the flush is sent, ``Cleared``, and ``Warning`` for a fault the socket survives (a message it
+  the flush is sent, ``Cleared`` (which stands for the flushes it cut short: no ``Flushed``
+  follows for them), and ``Warning`` for a fault the socket survives (a message it
   can't act on, a failed generation; flushes pending then are still answered, so no client
   waits forever).
 
@@ -145,9 +146,10 @@ class DeepgramConnection:
         if utterance is not None:
             self.outbox.purge(utterance)
             await utterance.cancel()
+        # Cleared stands for the flushes it cut short, as Deepgram's does: a late Flushed
+        # would end the client's next turn (pipecat ends whichever context is playing)
+        self.pending.clear()
         self.outbox.put(dumps({"type": "Cleared", "sequence_id": self.flushes}))
-        for sequence in self.pending:  # their audio will never come: answer them now
-            self.answer(sequence)
 
     async def close(self, sender: asyncio.Future[None]) -> None:
         """Finishes what was said, sends it, then closes (unless the client leaves first)."""

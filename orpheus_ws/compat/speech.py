@@ -5,6 +5,7 @@ aborting the generation."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -71,14 +72,16 @@ async def audio_pieces(engine: Engine, text: str, voice: str, fmt: OutputFormat,
     """The encoded stream in pieces; a piece is yielded once it holds audio."""
     output = AudioOutput(fmt, speed=speed)
     pending = b""
-    async for event in engine.speak(text, voice=voice, params=params):
-        if isinstance(event, AudioChunk):
-            if tally is not None:
-                tally.frames += event.frames
-            pending += output.feed(event.pcm)
-            if pending:
-                yield pending
-                pending = b""
+    # closed with this generator (a client gone), not when it is collected
+    async with contextlib.aclosing(engine.speak(text, voice=voice, params=params)) as events:
+        async for event in events:
+            if isinstance(event, AudioChunk):
+                if tally is not None:
+                    tally.frames += event.frames
+                pending += output.feed(event.pcm)
+                if pending:
+                    yield pending
+                    pending = b""
     yield pending + output.finish()
 
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..engine import AudioChunk, Engine, Flushed, PlayoutClock, SegmentFinished, TextFeed
+from ..engine import (
+    AudioChunk,
+    Engine,
+    Flushed,
+    PlayoutClock,
+    SegmentFinished,
+    SynthesisEvent,
+    TextFeed,
+)
 from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..params import DEFAULTS, SamplingParams
@@ -107,22 +115,12 @@ class Utterance:
 
     async def _run(self, voice: str, params: SamplingParams) -> None:
         try:
-            async for event in self._engine.synthesize(self.feed, voice=voice, params=params,
-                                                       clock=PlayoutClock()):
-                if isinstance(event, AudioChunk):
-                    if self._timer is not None:
-                        self._timer.add(event.pcm)
-                    await self._outbox.wait_for_room()
-                    payload, _ = self._audio.chunk(event.pcm, segment_end=event.final)
-                    if payload:
-                        self._sink.audio(payload, event)
-                elif isinstance(event, SegmentFinished):
-                    timing = (self._timer.finish(event.text, event.samples)
-                              if self._timer is not None else None)
-                    self._sink.segment_finished(event, timing)
-                elif isinstance(event, Flushed):
-                    self._drain()
-                    self._sink.flushed(event.mark)
+            # aclosing: a cancel that lands outside the engine's stream (waiting for room)
+            # closes it, and so its LLM requests, at once, not when it is collected
+            async with contextlib.aclosing(self._engine.synthesize(
+                    self.feed, voice=voice, params=params, clock=PlayoutClock())) as events:
+                async for event in events:
+                    await self._deliver(event)
             self._drain()
             self._sink.finished()
         except OrpheusError as exc:
@@ -131,6 +129,22 @@ class Utterance:
         except Exception:
             log.exception("utterance failed unexpectedly")
             self._sink.failed(OrpheusError("internal error"))
+
+    async def _deliver(self, event: SynthesisEvent) -> None:
+        if isinstance(event, AudioChunk):
+            if self._timer is not None:
+                self._timer.add(event.pcm)
+            await self._outbox.wait_for_room()
+            payload, _ = self._audio.chunk(event.pcm, segment_end=event.final)
+            if payload:
+                self._sink.audio(payload, event)
+        elif isinstance(event, SegmentFinished):
+            timing = (self._timer.finish(event.text, event.samples)
+                      if self._timer is not None else None)
+            self._sink.segment_finished(event, timing)
+        elif isinstance(event, Flushed):
+            self._drain()
+            self._sink.flushed(event.mark)
 
     def _drain(self) -> None:
         tail = self._audio.drain()

@@ -9,6 +9,7 @@ request's task, which aborts its generations.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -121,9 +122,12 @@ class HttpApi:
     @staticmethod
     def _chunks(engine: Engine, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
         async def only_audio() -> AsyncGenerator[AudioChunk, None]:
-            async for event in engine.speak(req.text, voice=req.voice, params=req.params):
-                if isinstance(event, AudioChunk):
-                    yield event
+            # closed with this generator (a client gone), not when it is collected
+            async with contextlib.aclosing(engine.speak(
+                    req.text, voice=req.voice, params=req.params)) as events:
+                async for event in events:
+                    if isinstance(event, AudioChunk):
+                        yield event
         return only_audio()
 
     async def _whole(self, engine: Engine, req: TTSRequest) -> tuple[np.ndarray, float, float]:

@@ -9,6 +9,7 @@ in the engine's ``TextFeed``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -20,6 +21,7 @@ from ..engine import (
     PlayoutClock,
     SegmentFinished,
     SegmentStarted,
+    SynthesisEvent,
     TextFeed,
 )
 from ..exceptions import OrpheusError
@@ -70,32 +72,14 @@ class Delivery:
         context = self.context
         options = context.options
         try:
-            async for item in self.engine.synthesize(
+            # aclosing: a cancel that lands outside the engine's stream (waiting for room)
+            # closes it, and so its LLM requests, at once, not when it is collected
+            async with contextlib.aclosing(self.engine.synthesize(
                 self.feed, voice=options.voice, params=options.params,
                 clock=PlayoutClock(options.client_buffer_ms / 1000),
-            ):
-                if isinstance(item, AudioChunk):
-                    await self.outbox.wait_for_room()
-                    flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
-                        (FLAG_SEGMENT_END if item.final else 0)
-                    # A segment's last chunk drains the resampler: the samples it held back
-                    # are this segment's, in its last frame (protocol.md, segment_finished).
-                    payload, samples = self.audio.chunk(item.pcm, segment_end=item.final)
-                    if self._timer is not None:
-                        self._timer.add(item.pcm)
-                    self.send_audio(payload, samples, item.segment, flags, item)
-                    self.frames += item.frames
-                    self.source_samples += item.samples
-                elif isinstance(item, SegmentStarted):
-                    self._segment_samples = 0
-                    self.outbox.put(events.dumps(events.segment_started(
-                        context.id, item.segment, item.text)))
-                elif isinstance(item, SegmentFinished):
-                    self.segment_finished(item)
-                elif isinstance(item, Flushed):
-                    self.drain()
-                    self.outbox.put(events.dumps(events.flushed(
-                        context.id, item.mark, self.samples_queued)))
+            )) as stream:
+                async for item in stream:
+                    await self.deliver(item)
             self.drain()
             context.move(ContextState.DONE)
             self.outbox.put(events.dumps(events.done(
@@ -114,6 +98,31 @@ class Delivery:
                 context.move(ContextState.FAILED)
                 self.outbox.put(events.dumps(events.error(
                     "internal_error", "internal error", context_id=context.id)))
+
+    async def deliver(self, item: SynthesisEvent) -> None:
+        """One event of the engine's stream onto the outbox."""
+        if isinstance(item, AudioChunk):
+            await self.outbox.wait_for_room()
+            flags = (FLAG_SEGMENT_START if item.frame_start == 0 else 0) | \
+                (FLAG_SEGMENT_END if item.final else 0)
+            # A segment's last chunk drains the resampler: the samples it held back
+            # are this segment's, in its last frame (protocol.md, segment_finished).
+            payload, samples = self.audio.chunk(item.pcm, segment_end=item.final)
+            if self._timer is not None:
+                self._timer.add(item.pcm)
+            self.send_audio(payload, samples, item.segment, flags, item)
+            self.frames += item.frames
+            self.source_samples += item.samples
+        elif isinstance(item, SegmentStarted):
+            self._segment_samples = 0
+            self.outbox.put(events.dumps(events.segment_started(
+                self.context.id, item.segment, item.text)))
+        elif isinstance(item, SegmentFinished):
+            self.segment_finished(item)
+        elif isinstance(item, Flushed):
+            self.drain()
+            self.outbox.put(events.dumps(events.flushed(
+                self.context.id, item.mark, self.samples_queued)))
 
     def segment_finished(self, item: SegmentFinished) -> None:
         self.segments += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 import shutil
 import wave
 from pathlib import Path
@@ -158,7 +159,8 @@ async def test_speak_plays_exactly_what_the_server_sent(browser: Browser, web_se
     await wait_for(page, "d.played === d.lastDone.samples && d.workletQueuedSamples === 0")
     await expect(page.locator("#chunks")).to_have_text(str(d["framesReceived"]))
     await expect(page.locator("#seconds")).to_have_text(f"{done['samples'] / 24000:.2f} s")
-    await expect(page.locator("#ttfa")).to_have_text(f"{round(d['ttfaMs'])} ms")
+    # Math.round rounds a half up; Python's round() to even (516.5 -> 516, not 517)
+    await expect(page.locator("#ttfa")).to_have_text(f"{math.floor(d['ttfaMs'] + 0.5)} ms")
     await expect(page.locator("#stop")).to_be_disabled()
 
     async with page.expect_download() as download_info:
