@@ -36,20 +36,32 @@ LONG = " ".join(f"This is sentence number {n} of a long reply." for n in range(1
 
 class InterruptionClock(FrameProcessor):
     """Passes every frame on; holds the interruption until ``busy()`` (a llama-server slot is
-    generating: between segments none may be), and notes when it went by."""
+    generating: between segments none may be), and notes when it went by. The next speech
+    waits until the interruption has been out ``gap`` seconds, however long it was held: sent
+    right behind it, its generation would take over the freed slot before anyone saw it idle.
+    """
 
-    def __init__(self, busy: Callable[[], bool]) -> None:
+    def __init__(self, busy: Callable[[], bool], gap: float = 0.5) -> None:
         super().__init__()
         self.busy = busy
+        self.gap = gap
         self.interrupted_at: float | None = None
+        self.interrupting = False
+        self.released = asyncio.Event()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, InterruptionFrame) and self.interrupted_at is None:
+        if isinstance(frame, InterruptionFrame) and not self.interrupting:
+            self.interrupting = True
             deadline = time.monotonic() + 10
             while not self.busy() and time.monotonic() < deadline:
                 await asyncio.sleep(0.002)
             self.interrupted_at = time.monotonic()
+            self.released.set()
+        elif isinstance(frame, TTSSpeakFrame) and self.interrupting:
+            await self.released.wait()
+            assert self.interrupted_at is not None
+            await asyncio.sleep(max(0.0, self.interrupted_at + self.gap - time.monotonic()))
         await self.push_frame(frame, direction)
 
 
