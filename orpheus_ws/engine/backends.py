@@ -1,7 +1,7 @@
 """Several LLM backends behind one face (``--llm-url`` repeated or a comma list): each
 generation goes to the least-loaded healthy backend, a failing one is taken out and put back
-once it answers again, and a generation whose backend fails before it gave any token is
-retried once on another, invisibly to the listener.
+once it answers again, and a generation whose backend fails before any of its audio was
+decoded for the listener is retried once on another, invisibly (``pipeline.py``).
 
 Load is the generations this server has in flight on a backend; between two equally loaded
 backends the one with fewer busy slots (llama-server's ``/slots``, read by the health check)
@@ -85,44 +85,40 @@ class BackendPool:
         for backend in self.backends:
             await backend.client.close()
 
-    def pick(self, exclude: set[Backend]) -> Backend | None:
-        candidates = [b for b in self.backends if b not in exclude]
-        healthy = [b for b in candidates if b.healthy] or \
-            ([] if len(self.backends) > 1 else candidates)  # one backend: always try it
+    def pick(self) -> Backend | None:
+        healthy = [b for b in self.backends if b.healthy] or \
+            ([] if len(self.backends) > 1 else self.backends)  # one backend: always try it
         if not healthy:
             return None
         return min(healthy, key=lambda b: (b.in_flight, b.busy_slots))
 
+    def can_fail_over(self) -> bool:
+        """Another backend is healthy (a failed one is out as soon as it fails)."""
+        return len(self.backends) > 1 and any(b.healthy for b in self.backends)
+
     async def stream_tokens(self, voice: str, text: str, params: SamplingParams
                             ) -> AsyncGenerator[list[int], None]:
-        """Token ids from the least-loaded healthy backend; retried once on another if it
-        fails before its first token."""
-        tried: set[Backend] = set()
-        while True:
-            backend = self.pick(tried)
-            if backend is None:
-                raise BackendUnavailable("no LLM backend can serve: every one is out")
-            tried.add(backend)
-            backend.in_flight += 1
-            backend.generations += 1
-            started = False
-            try:
-                async with contextlib.aclosing(backend.client.stream_tokens(
-                        voice, text, params)) as tokens:
-                    async for ids in tokens:
-                        started = True
-                        yield ids
-                return
-            except BackendProtocolError:
-                raise  # the backend answered, with something else: another won't help
-            except BackendError as exc:
-                if len(self.backends) > 1:
-                    backend.fail(exc)
-                if started or len(tried) > 1 or self.pick(tried) is None:
-                    raise
-                log.info("retrying a generation on another backend: %s", exc)
-            finally:
-                backend.in_flight -= 1
+        """Token ids from the least-loaded healthy backend. A backend that fails is out until
+        a health check passes; the generation decides whether to retry (``pipeline.py``: once,
+        while none of its audio has been decoded for the listener)."""
+        backend = self.pick()
+        if backend is None:
+            raise BackendUnavailable("no LLM backend can serve: every one is out")
+        backend.in_flight += 1
+        backend.generations += 1
+        try:
+            async with contextlib.aclosing(backend.client.stream_tokens(
+                    voice, text, params)) as tokens:
+                async for ids in tokens:
+                    yield ids
+        except BackendProtocolError:
+            raise  # the backend answered, with something else: it is not down
+        except BackendError as exc:
+            if len(self.backends) > 1:
+                backend.fail(exc)
+            raise
+        finally:
+            backend.in_flight -= 1
 
     async def check(self) -> None:
         """One round of health checks: every backend's ``/health`` (and slots)."""

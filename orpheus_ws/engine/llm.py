@@ -44,6 +44,10 @@ class TokenSource(Protocol):
     def stream_tokens(self, voice: str, text: str,
                       params: SamplingParams) -> AsyncIterator[list[int]]: ...
 
+    def can_fail_over(self) -> bool:
+        """Whether a generation that just failed could be retried on another backend."""
+        ...
+
 
 def abort(response: aiohttp.ClientResponse) -> None:
     """Drops an unfinished stream's connection with a TCP reset (SO_LINGER 0), not a FIN: the
@@ -144,6 +148,10 @@ class LLMClient:
             "repeat_penalty": params.repetition_penalty,
             "stream": True,
         }
+
+    def can_fail_over(self) -> bool:
+        """One backend: there is no other to retry on."""
+        return False
 
     async def stream_tokens(
         self, voice: str, text: str, params: SamplingParams

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..exceptions import BackendProtocolError, InvalidAudioToken, OrpheusError
+from ..exceptions import BackendError, BackendProtocolError, InvalidAudioToken, OrpheusError
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..params import SamplingParams
 from .clock import PlayoutClock
@@ -31,6 +32,7 @@ HISTORY_FRAMES = 32
 # if it had this much audio in hand, so it yields to listeners about to run dry, not for long.
 UNCLOCKED_IN_HAND_S = 0.5
 FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ async def stream_segment(
                         decoder.withdraw(ticket)
                     invited = ticket.invited
                     continue
+                generation.committed = True  # from here its audio may reach the listener
                 codes = codes.extended(frames[codes.frames :])
                 first = max(0, window.end - HISTORY_FRAMES) if pad else window.start
                 submitted = time.monotonic()
@@ -134,13 +137,20 @@ async def stream_segment(
 
 class _Generation:
     """One segment's LLM generation, read into frames by a task of its own (so generation
-    never waits for decoding); ``wake`` is set at each new frame and at the end."""
+    never waits for decoding); ``wake`` is set at each new frame and at the end.
+
+    Failover: a generation whose backend fails (down, refusing, breaking off, hung) before
+    ``committed`` (its first window went to the decoder, so no audio of it can have reached
+    the listener) starts over once, on another backend if the source has one healthy; the
+    frames it had are dropped in place. After that, the failure is the segment's."""
 
     def __init__(self, llm: TokenSource, voice: str, text: str, params: SamplingParams,
                  segment: int) -> None:
         self.frames: list[Frame] = []
         self.arrivals: list[float] = []
         self.ended = False
+        self.committed = False
+        self.retried = False
         self.error: OrpheusError | None = None
         self.wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
@@ -148,6 +158,19 @@ class _Generation:
 
     async def _read(self, llm: TokenSource, voice: str, text: str,
                     params: SamplingParams) -> None:
+        try:
+            while not await self._attempt(llm, voice, text, params):
+                log.info("segment generation retried on another backend: %s", self.error)
+                self.retried, self.error = True, None
+                self.frames.clear()
+                self.arrivals.clear()
+        finally:
+            self.ended = True
+            self.wake.set()
+
+    async def _attempt(self, llm: TokenSource, voice: str, text: str,
+                       params: SamplingParams) -> bool:
+        """One generation; False if it failed and may start over."""
         parser = FrameParser()
         try:
             async for ids in llm.stream_tokens(voice, text, params):
@@ -160,11 +183,14 @@ class _Generation:
             error = BackendProtocolError("the LLM backend streamed invalid audio tokens")
             error.__cause__ = exc
             self.error = error
+        except BackendProtocolError as exc:  # it answered, with something else: no retry
+            self.error = exc
+        except BackendError as exc:
+            self.error = exc
+            return self.committed or self.retried or not llm.can_fail_over()
         except OrpheusError as exc:
             self.error = exc
-        finally:
-            self.ended = True
-            self.wake.set()
+        return True
 
     async def stop(self) -> None:
         """Closes the LLM request if it is still running."""

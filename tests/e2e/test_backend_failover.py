@@ -1,8 +1,10 @@
 """Three real llama-servers (tiny GGUF) behind one ``orpheus-ws serve``: 12 concurrent
-contexts spread over all three; one llama-server killed with SIGKILL mid-run: the contexts
-whose audio it was making fail with ``backend_error`` within 2 s, the others play on, new work
-goes to the live two, and the killed one, restarted, takes work again within its health-check
-interval. ``/health`` and ``/ready`` tell the truth at each step."""
+contexts spread over all three, and three more waiting for a slot; one llama-server killed with
+SIGKILL mid-run: the contexts whose audio it was making fail with ``backend_error`` within 2 s,
+a waiting one that had sent no audio completes on another (whole: the client sees nothing of
+it), the others play on, new work goes to the live two, and the killed one, restarted, takes
+work again within its health-check interval. ``/health`` and ``/ready`` tell the truth at each
+step."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .harness import ServerProcess, llama_busy_slots, serve_command
 
 LONG = {"max_tokens": 2048, "temperature": 0.0}  # the tiny model speaks to max_tokens
 CHECK_S = 1.0
+WAITING = 40  # frames of each context that waits for a slot
 
 
 async def state(http: aiohttp.ClientSession, url: str) -> tuple[list[str], int]:
@@ -28,6 +31,19 @@ async def state(http: aiohttp.ClientSession, url: str) -> tuple[list[str], int]:
         health: dict[str, Any] = await response.json()
     async with http.get(url + "/ready") as ready:
         return [b["state"] for b in health["backend"]["backends"]], ready.status
+
+
+async def dispatched(http: aiohttp.ClientSession, url: str, count: int) -> list[int]:
+    """Waits until the server has sent ``count`` generations to its backends; how many each
+    got."""
+    for _ in range(int(scaled(100))):
+        async with http.get(url + "/health") as response:
+            health: dict[str, Any] = await response.json()
+        each = [int(b["generations"]) for b in health["backend"]["backends"]]
+        if sum(each) >= count:
+            return each
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} generations dispatched")
 
 
 async def test_three_backends_share_fail_over_and_come_back(
@@ -51,6 +67,14 @@ async def test_three_backends_share_fail_over_and_come_back(
             await eventually(lambda: all(not h.queue.empty() for h in handles), timeout=20,
                              what="every context playing")
             assert [await llama_busy_slots(http, llama) for llama in llamas] == [4, 4, 4]
+            # Three more, one per backend, each queued in its llama-server behind four busy
+            # slots: nothing of them has been heard when the first backend dies.
+            waiting = [await client.open_context(f"w{n}", max_tokens=WAITING * 7)
+                       for n in range(3)]
+            for handle in waiting:
+                await handle.send_text("Waiting for a slot.", end=True)
+            assert await dispatched(http, server.url, 15) == [5, 5, 5]  # one waits on each
+            assert all(h.queue.empty() for h in waiting)
 
             killed_at = time.monotonic()
             assert llamas[0].process is not None
@@ -80,9 +104,14 @@ async def test_three_backends_share_fail_over_and_come_back(
                 assert done["samples"] == 10 * 2048
             for context, wait in waits.items():  # the other eight play on (or are done)
                 assert context in failed or not wait.done() or wait.result() == "done"
-            await client.cancel_all()
+            for handle in handles:  # make room for the waiting ones
+                if not waits[handle.context_id].done():
+                    await handle.cancel()
             for wait in waits.values():
                 wait.cancel()
+            for handle in waiting:  # the one on the dead backend too: whole, from another
+                _, done = await asyncio.wait_for(handle.collect(), scaled(30))
+                assert done["samples"] == WAITING * 2048
 
             llamas[0].process = None
             await asyncio.to_thread(llamas[0].start)  # the same port again
