@@ -100,7 +100,7 @@ def serve(args: argparse.Namespace) -> int:
     from .managed.plan import LlamaServerMissing
     from .managed.supervisor import LlamaServerFailed
     from .models import ModelError, resolve_snac
-    from .serving import GracefulServer
+    from .serving import DrainingWorkers, GracefulServer
 
     configure_logging(settings.log_level, settings.log_format)
     managed: ManagedBackend | None = None
@@ -125,7 +125,9 @@ def serve(args: argparse.Namespace) -> int:
     }
     try:
         if workers > 1:
-            uvicorn.run("orpheus_ws.app:app", workers=workers, **ws_options)  # type: ignore[arg-type]
+            config = uvicorn.Config("orpheus_ws.app:app", workers=workers,
+                                    **ws_options)  # type: ignore[arg-type]
+            DrainingWorkers(config, sockets=[config.bind_socket()]).run()
         else:
             app = create_app(settings, managed=managed)
             GracefulServer(uvicorn.Config(app, **ws_options),  # type: ignore[arg-type]

@@ -6,26 +6,37 @@ on an open socket gets ``draining``), and the utterances in progress finish and 
 up to ``--drain-timeout`` seconds. Then it shuts down: every native socket gets an ``error``
 event and close code 1001 (protocol.md), then uvicorn closes what is left. A second signal
 stops at once.
+
+Under ``--workers N`` every worker process drains the same way: uvicorn's supervisor passes
+the signal on to each (a second one too), and waits for them to end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import multiprocess
+
+from .config import Settings
 
 log = logging.getLogger("orpheus_ws")
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: Starlette, drain_timeout_s: float) -> None:
+    """``app``: the application, or None in a worker process, where it is the one uvicorn
+    loaded (``orpheus_ws.app:app``)."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette | None,
+                 drain_timeout_s: float) -> None:
         super().__init__(config)
-        self.app = app
+        self._app = app
         self.drain_timeout_s = drain_timeout_s
         self.drain_requested = False
         self.drainer: asyncio.Task[None] | None = None
@@ -40,6 +51,13 @@ class GracefulServer(uvicorn.Server):
         if self.drain_requested and self.drainer is None:
             self.drainer = asyncio.get_running_loop().create_task(self.drain())
         return await super().on_tick(counter)
+
+    @property
+    def app(self) -> Starlette:
+        if self._app is None:
+            from . import app as module  # loaded by uvicorn by now: the same object
+            self._app = module.app
+        return self._app
 
     async def drain(self) -> None:
         engine = getattr(self.app.state, "engine", None)
@@ -62,3 +80,38 @@ class GracefulServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.app.state.ws_endpoint.shutdown()
         await super().shutdown(sockets)
+
+
+class _DrainingProcess(multiprocess.Process):
+    """A uvicorn worker process that runs a :class:`GracefulServer`."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = GracefulServer(self.config, None, Settings.from_env().drain_timeout)
+        return self._server
+
+
+class DrainingWorkers(multiprocess.Multiprocess):
+    """uvicorn's worker supervisor, its workers draining on SIGTERM; a signal that comes
+    while they drain is passed on, so that they stop at once."""
+
+    def run(self) -> None:
+        plain, multiprocess.Process = multiprocess.Process, _DrainingProcess  # type: ignore[misc]
+        try:
+            super().run()
+        finally:
+            multiprocess.Process = plain  # type: ignore[misc]
+
+    def join_all(self) -> None:
+        passed_on = False
+        for process in self.processes:
+            while process.process.is_alive():
+                process.process.join(0.1)
+                stops = {signal.SIGINT, signal.SIGTERM} & set(self.signal_queue)
+                self.signal_queue.clear()
+                if stops and not passed_on:  # a second signal: stop now
+                    passed_on = True
+                    for other in self.processes:
+                        if other.process.is_alive() and other.pid is not None:
+                            os.kill(other.pid, signal.SIGTERM)

@@ -6,6 +6,7 @@ drain timeout. A second signal stops at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from orpheus_ws.client import OrpheusClient, ServerError
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from ..utils import eventually, scaled
-from .harness import SAMPLES_PER_FRAME, ServerProcess, serve_command
+from .harness import SAMPLES_PER_FRAME, ServerProcess, clean_env, serve_command
 
 FRAMES = 30
 STREAMS = 8
@@ -92,5 +93,46 @@ async def test_a_second_signal_stops_at_once(standin: StandinLLMServer, snac_dir
             server.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(server.process.wait, scaled(5))
             assert time.monotonic() - signalled < 5
+    finally:
+        await server.stop()
+
+
+async def test_every_worker_drains_under_workers(standin: StandinLLMServer, snac_dir: Path,
+                                                 tmp_path: Path) -> None:
+    """``--workers 2``: SIGTERM to the supervisor drains each worker the same way; the
+    utterances on both finish whole and the whole process tree exits within the timeout."""
+    import psutil
+
+    standin.config.slots = STREAMS
+    standin.config.frames = FRAMES
+    standin.config.tokens_per_second = 70  # 3 s per utterance
+    server = ServerProcess(lambda port: serve_command(
+        port, standin.url, snac_dir, "--codec", "passthrough", "--workers", "2",
+        "--drain-timeout", str(DRAIN_S)), tmp_path / "server.log", env=clean_env())
+    await server.start()
+    try:
+        assert server.process is not None
+        workers = psutil.Process(server.process.pid).children(recursive=True)
+        async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
+            clients = [await stack.enter_async_context(OrpheusClient.connect(server.ws_url))
+                       for _ in range(STREAMS)]  # one socket each: spread over the workers
+            handles = [await client.open_context("c") for client in clients]
+            for handle in handles:
+                await handle.send_text("An utterance in progress.", end=True)
+            await eventually(lambda: all(not h.queue.empty() for h in handles), timeout=10,
+                             what="every utterance playing")
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            for _ in range(4):  # whichever worker answers: draining
+                async with http.get(server.url + "/ready") as response:
+                    assert response.status == 503
+            results = await asyncio.gather(*(h.collect() for h in handles))
+            for chunks, done in results:
+                assert done["samples"] == FRAMES * SAMPLES_PER_FRAME
+                assert sum(len(c.payload) for c in chunks) // 2 == done["samples"]
+        code = await asyncio.to_thread(server.process.wait, scaled(DRAIN_S))
+        assert code == 0 and time.monotonic() - signalled < DRAIN_S
+        assert not [p.pid for p in workers if p.is_running() and p.status() != "zombie"]
     finally:
         await server.stop()
