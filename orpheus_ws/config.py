@@ -66,7 +66,7 @@ class Settings:
     key_max_generations: int = 0  # the same per API key; 0: no cap
     max_queued: int = 16  # utterances waiting for a generation slot
     queue_timeout: float = 5.0
-    realtime_admission: bool = True  # refuse new work the decoder can't keep in real time
+    realtime_admission: bool = True  # refuse what the decoder or LLM can't keep in real time
     drain_timeout: float = 30.0
     log_level: str = "info"
     log_format: str = "text"

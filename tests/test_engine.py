@@ -325,6 +325,57 @@ def test_decoder_capacity_refuses_the_stream_that_would_pass_real_time() -> None
     assert nothing.over(100) is None  # nothing measured yet
 
 
+class _Rates:
+    """A backend pool whose healthy backends' measured rates the test sets."""
+
+    def __init__(self, *rates: float | None) -> None:
+        self.rates = list(rates)
+
+    def stream_rates(self) -> list[float | None]:
+        return self.rates
+
+
+def test_backend_capacity_refuses_when_every_backend_runs_below_real_time() -> None:
+    from orpheus_ws.engine.capacity import TOKENS_PER_SECOND, BackendCapacity
+
+    assert round(TOKENS_PER_SECOND) == 82  # 7 tokens a frame, 11.7 frames a second
+    slow, fast = TOKENS_PER_SECOND * 0.9, TOKENS_PER_SECOND * 1.2
+    reason = BackendCapacity(_Rates(slow)).over(1)  # type: ignore[arg-type]
+    assert reason is not None and "LLM backend" in reason and f"{slow:.0f} tokens/s" in reason
+    assert BackendCapacity(_Rates(slow, slow * 0.5)).over(1) is not None  # type: ignore[arg-type]
+    for room in [(fast,), (slow, fast), (slow, None), (None,), ()]:  # one can take it
+        assert BackendCapacity(_Rates(*room)).over(1) is None, room  # type: ignore[arg-type]
+
+
+def test_a_flow_measures_tokens_per_second_from_its_first_token() -> None:
+    from orpheus_ws.engine.backends import MEASURED_AFTER_S, Flow
+
+    flow = Flow()
+    assert flow.rate(0.0) is None
+    flow.add(1, 10.0)  # the first token: the prompt's processing is left out
+    for n in range(1, 51):
+        flow.add(1, 10.0 + n / 50)  # 50 tokens a second
+    assert flow.rate(10.0 + MEASURED_AFTER_S / 2) is None  # too soon to tell
+    assert flow.rate(11.0) == pytest.approx(50.0)
+    assert flow.rate(12.0) == pytest.approx(25.0)  # a stall slows it
+
+
+def test_a_backend_measures_its_generations_mean_rate() -> None:
+    from orpheus_ws.engine import LLMClient
+    from orpheus_ws.engine.backends import Backend, Flow
+
+    backend = Backend(LLMClient("http://127.0.0.1:1"))
+    assert backend.stream_rate(20.0) is None
+    for per_second in (40, 80):
+        flow = Flow()
+        flow.add(1, 10.0)
+        flow.add(per_second * 2, 12.0)
+        backend.flows.add(flow)
+    backend.flows.add(Flow())  # not started: not counted
+    assert backend.stream_rate(12.0) == pytest.approx(60.0)
+    assert backend.state()["tokens_per_second_per_stream"] is not None
+
+
 async def test_admission_over_capacity_is_server_busy_and_the_admitted_keep_going() -> None:
     from orpheus_ws.engine import Admission
     from orpheus_ws.exceptions import Overloaded

@@ -7,7 +7,8 @@ Load is the generations this server has in flight on a backend; between two equa
 backends the one with fewer busy slots (llama-server's ``/slots``, read by the health check)
 wins. The health check asks every backend's ``/health`` each ``check_interval_s``; a backend
 that fails a generation (it can't be reached, refuses, breaks off or hangs past the read
-timeout) is out at once, until a check passes.
+timeout) is out at once, until a check passes. Each backend's token rate per running generation
+is measured as the tokens come, for real-time admission (``capacity.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,31 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
+class Flow:
+    """One generation's tokens as they come: its rate since the first (a stall counts)."""
+
+    first_at: float | None = None
+    tokens: int = 0
+
+    def add(self, count: int, now: float) -> None:
+        if self.first_at is None:
+            self.first_at = now  # the rate leaves out the prompt's processing
+        else:
+            self.tokens += count
+
+    def rate(self, now: float) -> float | None:
+        """Tokens per second, once there is enough to tell (``MEASURED_*``)."""
+        if self.first_at is None or now - self.first_at < MEASURED_AFTER_S or \
+                self.tokens < MEASURED_AFTER_TOKENS:
+            return None
+        return self.tokens / (now - self.first_at)
+
+
+MEASURED_AFTER_S = 0.5
+MEASURED_AFTER_TOKENS = 28
+
+
+@dataclass(eq=False)
 class Backend:
     client: LLMClient
     healthy: bool = True
@@ -38,10 +64,17 @@ class Backend:
     out_since: float | None = None
     generations: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    flows: set[Flow] = field(default_factory=set)
 
     @property
     def url(self) -> str:
         return self.client.base_url
+
+    def stream_rate(self, now: float) -> float | None:
+        """Tokens per second per generation running here (their mean), None before any has
+        been measured."""
+        rates = [r for r in (flow.rate(now) for flow in self.flows) if r is not None]
+        return sum(rates) / len(rates) if rates else None
 
     def fail(self, error: BackendError) -> None:
         if self.healthy:
@@ -52,8 +85,10 @@ class Backend:
         self.out_since = self.out_since or time.monotonic()
 
     def state(self) -> dict[str, Any]:
+        rate = self.stream_rate(time.monotonic())
         return {"url": self.url, "state": "healthy" if self.healthy else "out",
                 "in_flight": self.in_flight, "generations": self.generations,
+                "tokens_per_second_per_stream": None if rate is None else round(rate, 1),
                 "failures": self.failures, "last_error": self.last_error,
                 **({"slots": self.info["slots"]} if "slots" in self.info else {})}
 
@@ -92,6 +127,12 @@ class BackendPool:
             return None
         return min(healthy, key=lambda b: (b.in_flight, b.busy_slots))
 
+    def stream_rates(self) -> list[float | None]:
+        """Each healthy backend's tokens per second per running generation (``Backend.
+        stream_rate``): what real-time admission reads (``capacity.py``)."""
+        now = time.monotonic()
+        return [b.stream_rate(now) for b in self.backends if b.healthy]
+
     def can_fail_over(self) -> bool:
         """Another backend is healthy (a failed one is out as soon as it fails)."""
         return len(self.backends) > 1 and any(b.healthy for b in self.backends)
@@ -106,10 +147,13 @@ class BackendPool:
             raise BackendUnavailable("no LLM backend can serve: every one is out")
         backend.in_flight += 1
         backend.generations += 1
+        flow = Flow()
+        backend.flows.add(flow)
         try:
             async with contextlib.aclosing(backend.client.stream_tokens(
                     voice, text, params)) as tokens:
                 async for ids in tokens:
+                    flow.add(len(ids), time.monotonic())
                     yield ids
         except BackendProtocolError:
             raise  # the backend answered, with something else: it is not down
@@ -119,6 +163,7 @@ class BackendPool:
             raise
         finally:
             backend.in_flight -= 1
+            backend.flows.discard(flow)
 
     async def check(self) -> None:
         """One round of health checks: every backend's ``/health`` (and slots)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import Settings
 from .admission import Admission
 from .backends import BackendPool
-from .capacity import DecoderCapacity
+from .capacity import realtime_capacity
 from .codec import load_codec
 from .decoder import DecoderService
 from .engine import Engine
@@ -37,11 +37,10 @@ def build_engine(settings: Settings, *, llm_url: str | None = None,
     llm = BackendPool([LLMClient(url, api, model=settings.llm_model,
                                  read_timeout_s=settings.llm_timeout) for url in urls],
                       check_interval_s=settings.llm_check_interval)
-    capacity = DecoderCapacity(decoder) if settings.realtime_admission else None
+    over_capacity = realtime_capacity(decoder, llm) if settings.realtime_admission else None
     admission = Admission(max_generations=settings.max_generations,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,
-                          queue_timeout_s=settings.queue_timeout,
-                          over_capacity=capacity.over if capacity else None)
+                          queue_timeout_s=settings.queue_timeout, over_capacity=over_capacity)
     return Engine(llm, decoder, voices=settings.voice_list,
                   tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead,
                   admission=admission)

@@ -1,16 +1,26 @@
-"""Whether the decoder can carry one more real-time stream, from what it measures as the
-server runs (no constants): its wall time per frame delivered (``DecoderService.
-cost_per_frame``, an average over recent calls) times the frames per second every admitted
-stream needs. Past ``headroom`` of real time, one more stream would make every listener run
-dry, so the admission refuses it (``admission.py``); those admitted keep playing.
+"""Whether the server can carry one more real-time stream, from what it measures as it runs
+(no constants), so that the admission refuses a stream that would make every listener run dry
+(``admission.py``); those admitted keep playing.
+
+- The decoder: its wall time per frame delivered (``DecoderService.cost_per_frame``, an
+  average over recent calls) times the frames per second every admitted stream needs, within
+  ``headroom`` of real time.
+- The LLM backends: the tokens per second each running generation gets (``BackendPool.
+  stream_rates``). When on every healthy backend they come slower than a listener plays them
+  (7 tokens a frame), the streams admitted already run dry, and one more would slow them further.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..vocabulary import TOKENS_PER_FRAME
+from .backends import BackendPool
 from .decoder import DecoderService
 
 FRAMES_PER_SECOND = SAMPLE_RATE / SAMPLES_PER_FRAME  # what one real-time stream needs
+TOKENS_PER_SECOND = FRAMES_PER_SECOND * TOKENS_PER_FRAME  # 82 from its LLM generation
 
 
 class DecoderCapacity:
@@ -32,3 +42,34 @@ class DecoderCapacity:
             return None
         return (f"the audio decoder would need {load:.0%} of real time for {running + 1} "
                 f"streams (it decodes a frame in {cost * 1000:.1f} ms)")
+
+
+class BackendCapacity:
+    def __init__(self, pool: BackendPool) -> None:
+        self.pool = pool
+
+    def over(self, running: int) -> str | None:
+        """Why the LLM backends can't take one more stream, or None: every healthy one
+        measured below real time."""
+        rates = self.pool.stream_rates()
+        if not rates or any(rate is None or rate >= TOKENS_PER_SECOND for rate in rates):
+            return None
+        fastest = max(rate for rate in rates if rate is not None)
+        return (f"the LLM backend generates {fastest:.0f} tokens/s per stream, below the "
+                f"{TOKENS_PER_SECOND:.0f} a real-time stream needs")
+
+
+def first_reason(*checks: Callable[[int], str | None]) -> Callable[[int], str | None]:
+    """One ``over_capacity`` from several: the first reason any gives."""
+    def over(running: int) -> str | None:
+        for check in checks:
+            reason = check(running)
+            if reason is not None:
+                return reason
+        return None
+    return over
+
+
+def realtime_capacity(decoder: DecoderService, pool: BackendPool) -> Callable[[int], str | None]:
+    """The admission's ``over_capacity``: the decoder's reason, else the backends'."""
+    return first_reason(DecoderCapacity(decoder).over, BackendCapacity(pool).over)

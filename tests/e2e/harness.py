@@ -34,7 +34,7 @@ from orpheus_ws.config import Settings
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinLLMServer, prompt_text
 from orpheus_ws.engine import Admission, Codec, DecoderService, Engine, LLMClient
-from orpheus_ws.engine.capacity import DecoderCapacity
+from orpheus_ws.engine.capacity import realtime_capacity
 from orpheus_ws.ws.protocol import FrameHeader, decode_audio_frame
 
 from ..utils import scaled
@@ -317,9 +317,9 @@ async def serve_in_process(standin: StandinLLMServer, codec: Codec,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,
                           queue_timeout_s=settings.queue_timeout)
     decoder = DecoderService(codec)
-    if settings.realtime_admission:
-        admission.over_capacity = DecoderCapacity(decoder).over
     engine = Engine(LLMClient(standin.url), decoder, voices=["tara"], admission=admission)
+    if settings.realtime_admission:
+        admission.over_capacity = realtime_capacity(decoder, engine.llm)
     port = free_port()
     config = uvicorn.Config(create_app(settings, engine), host=HOST, port=port,
                             log_level="warning", ws="websockets-sansio")

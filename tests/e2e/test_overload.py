@@ -120,3 +120,37 @@ async def test_past_the_decoders_real_time_capacity_new_contexts_get_server_busy
                 except ServerError as refused:
                     outcomes.append(refused.code)
         assert outcomes == ["done", "done", "server_busy"]
+
+
+async def test_below_the_backends_real_time_rate_new_contexts_get_server_busy(
+        standin: StandinLLMServer) -> None:
+    """An LLM backend that gives each generation 40 tokens/s (a listener plays 82): once the
+    first stream's rate is measured, a second context is refused at once, naming the backend,
+    and the first plays whole. At 200 tokens/s a stream, two play side by side."""
+    async for address in serve_in_process(standin, PassThroughCodec(),
+                                          Settings(realtime_admission=True)):
+        standin.config.frames = 20
+        standin.config.tokens_per_second = 40
+        async with OrpheusClient.connect(f"ws://{address}/api/tts/ws") as client:
+            first = await client.open_context("slow")
+            await first.send_text("A stream its backend can't keep up with.", end=True)
+            await asyncio.sleep(1.5)  # its rate measured: well below real time
+            second = await client.open_context("refused")
+            await second.send_text("One more.", end=True)
+            try:
+                await second.collect()
+                raise AssertionError("the second context was admitted")
+            except ServerError as refused:
+                assert refused.code == "server_busy" and "LLM backend" in str(refused)
+            _, done = await first.collect()
+            assert done["samples"] == 20 * 2048
+
+            standin.config.tokens_per_second = 200
+            standin.config.frames = 60  # 2.1 s: the first still runs when the second comes
+            handles = [await client.open_context(f"fast{n}") for n in range(2)]
+            await handles[0].send_text("A stream in real time.", end=True)
+            await asyncio.sleep(1.0)  # measured, above real time
+            await handles[1].send_text("And another.", end=True)
+            for handle in handles:
+                _, done = await handle.collect()
+                assert done["samples"] == 60 * 2048
