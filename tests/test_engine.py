@@ -326,25 +326,33 @@ def test_decoder_capacity_refuses_the_stream_that_would_pass_real_time() -> None
 
 
 class _Rates:
-    """A backend pool whose healthy backends' measured rates the test sets."""
+    """A backend pool whose healthy backends' measured rates (now, best) the test sets."""
 
-    def __init__(self, *rates: float | None) -> None:
+    def __init__(self, *rates: tuple[float | None, float | None]) -> None:
         self.rates = list(rates)
 
-    def stream_rates(self) -> list[float | None]:
+    def stream_rates(self) -> list[tuple[float | None, float | None]]:
         return self.rates
 
 
-def test_backend_capacity_refuses_when_every_backend_runs_below_real_time() -> None:
+def test_backend_capacity_refuses_when_load_took_every_backend_below_real_time() -> None:
     from orpheus_ws.engine.capacity import TOKENS_PER_SECOND, BackendCapacity
 
     assert round(TOKENS_PER_SECOND) == 82  # 7 tokens a frame, 11.7 frames a second
     slow, fast = TOKENS_PER_SECOND * 0.9, TOKENS_PER_SECOND * 1.2
-    reason = BackendCapacity(_Rates(slow)).over(1)  # type: ignore[arg-type]
+    loaded = (slow, fast)  # below real time now, above it before: the load slows it
+
+    def over(*rates: tuple[float | None, float | None]) -> str | None:
+        return BackendCapacity(_Rates(*rates)).over(1)  # type: ignore[arg-type]
+
+    reason = over(loaded)
     assert reason is not None and "LLM backend" in reason and f"{slow:.0f} tokens/s" in reason
-    assert BackendCapacity(_Rates(slow, slow * 0.5)).over(1) is not None  # type: ignore[arg-type]
-    for room in [(fast,), (slow, fast), (slow, None), (None,), ()]:  # one can take it
-        assert BackendCapacity(_Rates(*room)).over(1) is None, room  # type: ignore[arg-type]
+    assert over(loaded, (slow * 0.5, fast)) is not None
+    for room in [((fast, fast),), (loaded, (fast, fast)), (loaded, (None, fast)),
+                 ((None, None),), ()]:  # one backend can take it
+        assert over(*room) is None, room
+    # never in real time, even alone: slow, not loaded; refusing would not speed it up
+    assert over((slow, slow)) is None and over(loaded, (slow * 0.5, slow)) is None
 
 
 def test_a_flow_measures_tokens_per_second_from_its_first_token() -> None:
@@ -373,6 +381,7 @@ def test_a_backend_measures_its_generations_mean_rate() -> None:
         backend.flows.add(flow)
     backend.flows.add(Flow())  # not started: not counted
     assert backend.stream_rate(12.0) == pytest.approx(60.0)
+    assert backend.best_rate == pytest.approx(80.0)  # the fastest one's
     assert backend.state()["tokens_per_second_per_stream"] is not None
 
 

@@ -65,6 +65,7 @@ class Backend:
     generations: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     flows: set[Flow] = field(default_factory=set)
+    best_rate: float | None = None  # the most tokens/s one generation got here (least load)
 
     @property
     def url(self) -> str:
@@ -72,9 +73,12 @@ class Backend:
 
     def stream_rate(self, now: float) -> float | None:
         """Tokens per second per generation running here (their mean), None before any has
-        been measured."""
+        been measured; ``best_rate`` keeps the highest seen."""
         rates = [r for r in (flow.rate(now) for flow in self.flows) if r is not None]
-        return sum(rates) / len(rates) if rates else None
+        if not rates:
+            return None
+        self.best_rate = max(self.best_rate or 0.0, *rates)
+        return sum(rates) / len(rates)
 
     def fail(self, error: BackendError) -> None:
         if self.healthy:
@@ -89,6 +93,8 @@ class Backend:
         return {"url": self.url, "state": "healthy" if self.healthy else "out",
                 "in_flight": self.in_flight, "generations": self.generations,
                 "tokens_per_second_per_stream": None if rate is None else round(rate, 1),
+                "best_tokens_per_second": None if self.best_rate is None
+                else round(self.best_rate, 1),
                 "failures": self.failures, "last_error": self.last_error,
                 **({"slots": self.info["slots"]} if "slots" in self.info else {})}
 
@@ -127,11 +133,12 @@ class BackendPool:
             return None
         return min(healthy, key=lambda b: (b.in_flight, b.busy_slots))
 
-    def stream_rates(self) -> list[float | None]:
-        """Each healthy backend's tokens per second per running generation (``Backend.
-        stream_rate``): what real-time admission reads (``capacity.py``)."""
+    def stream_rates(self) -> list[tuple[float | None, float | None]]:
+        """Each healthy backend's tokens per second per running generation now (``Backend.
+        stream_rate``) and the best it has given: what real-time admission reads
+        (``capacity.py``)."""
         now = time.monotonic()
-        return [b.stream_rate(now) for b in self.backends if b.healthy]
+        return [(b.stream_rate(now), b.best_rate) for b in self.backends if b.healthy]
 
     def can_fail_over(self) -> bool:
         """Another backend is healthy (a failed one is out as soon as it fails)."""
@@ -164,6 +171,9 @@ class BackendPool:
         finally:
             backend.in_flight -= 1
             backend.flows.discard(flow)
+            rate = flow.rate(time.monotonic())
+            if rate is not None:
+                backend.best_rate = max(backend.best_rate or 0.0, rate)
 
     async def check(self) -> None:
         """One round of health checks: every backend's ``/health`` (and slots)."""

@@ -7,7 +7,10 @@
   ``headroom`` of real time.
 - The LLM backends: the tokens per second each running generation gets (``BackendPool.
   stream_rates``). When on every healthy backend they come slower than a listener plays them
-  (7 tokens a frame), the streams admitted already run dry, and one more would slow them further.
+  (7 tokens a frame) while the same backend has given a generation real time before (less
+  loaded), the load is what slows them: the streams admitted already run dry, and one more
+  would slow them further. A backend that has never reached real time is slow, not loaded:
+  refusing work would not speed it up, so it is not a reason.
 """
 
 from __future__ import annotations
@@ -49,14 +52,18 @@ class BackendCapacity:
         self.pool = pool
 
     def over(self, running: int) -> str | None:
-        """Why the LLM backends can't take one more stream, or None: every healthy one
-        measured below real time."""
+        """Why the LLM backends can't take one more stream, or None: every healthy one is
+        loaded below real time (measured now below it, having been above it)."""
         rates = self.pool.stream_rates()
-        if not rates or any(rate is None or rate >= TOKENS_PER_SECOND for rate in rates):
+        if not rates or not all(_loaded(now, best) for now, best in rates):
             return None
-        fastest = max(rate for rate in rates if rate is not None)
-        return (f"the LLM backend generates {fastest:.0f} tokens/s per stream, below the "
-                f"{TOKENS_PER_SECOND:.0f} a real-time stream needs")
+        fastest = max(now for now, _ in rates if now is not None)
+        return (f"the LLM backend generates {fastest:.0f} tokens/s per stream under this load, "
+                f"below the {TOKENS_PER_SECOND:.0f} a real-time stream needs")
+
+
+def _loaded(now: float | None, best: float | None) -> bool:
+    return now is not None and best is not None and now < TOKENS_PER_SECOND <= best
 
 
 def first_reason(*checks: Callable[[int], str | None]) -> Callable[[int], str | None]:

@@ -122,19 +122,33 @@ async def test_past_the_decoders_real_time_capacity_new_contexts_get_server_busy
         assert outcomes == ["done", "done", "server_busy"]
 
 
-async def test_below_the_backends_real_time_rate_new_contexts_get_server_busy(
+async def test_a_backend_slowed_below_real_time_by_load_refuses_new_contexts(
         standin: StandinLLMServer) -> None:
-    """An LLM backend that gives each generation 40 tokens/s (a listener plays 82): once the
-    first stream's rate is measured, a second context is refused at once, naming the backend,
-    and the first plays whole. At 200 tokens/s a stream, two play side by side."""
+    """An LLM backend that gave a stream 200 tokens/s, then, loaded, gives one 40 (a listener
+    plays 82): once that is measured, a new context is refused at once, naming the backend,
+    and the one playing finishes whole. A backend as slow with no load is slow, not loaded:
+    its streams are admitted."""
     async for address in serve_in_process(standin, PassThroughCodec(),
                                           Settings(realtime_admission=True)):
         standin.config.frames = 20
-        standin.config.tokens_per_second = 40
         async with OrpheusClient.connect(f"ws://{address}/api/tts/ws") as client:
-            first = await client.open_context("slow")
-            await first.send_text("A stream its backend can't keep up with.", end=True)
-            await asyncio.sleep(1.5)  # its rate measured: well below real time
+            standin.config.tokens_per_second = 40  # slow from the start: not load
+            handles = [await client.open_context(f"slow{n}") for n in range(2)]
+            await handles[0].send_text("A backend that is slow alone.", end=True)
+            await asyncio.sleep(1.5)  # its rate measured: below real time, never above
+            await handles[1].send_text("Admitted all the same.", end=True)
+            for handle in handles:
+                _, done = await handle.collect()
+                assert done["samples"] == 20 * 2048
+
+            standin.config.tokens_per_second = 200  # the same backend, lightly loaded
+            _, done = await client.speak("fast", "Fast while alone.")
+            assert done["samples"] == 20 * 2048  # measured at its end: above real time
+
+            standin.config.tokens_per_second = 40  # now loaded: it slows down
+            first = await client.open_context("loaded")
+            await first.send_text("A stream the loaded backend can't keep up with.", end=True)
+            await asyncio.sleep(1.5)
             second = await client.open_context("refused")
             await second.send_text("One more.", end=True)
             try:
@@ -144,13 +158,3 @@ async def test_below_the_backends_real_time_rate_new_contexts_get_server_busy(
                 assert refused.code == "server_busy" and "LLM backend" in str(refused)
             _, done = await first.collect()
             assert done["samples"] == 20 * 2048
-
-            standin.config.tokens_per_second = 200
-            standin.config.frames = 60  # 2.1 s: the first still runs when the second comes
-            handles = [await client.open_context(f"fast{n}") for n in range(2)]
-            await handles[0].send_text("A stream in real time.", end=True)
-            await asyncio.sleep(1.0)  # measured, above real time
-            await handles[1].send_text("And another.", end=True)
-            for handle in handles:
-                _, done = await handle.collect()
-                assert done["samples"] == 60 * 2048
