@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from dataclasses import fields, replace
@@ -91,9 +92,19 @@ def serve(args: argparse.Namespace) -> int:
         print(f"orpheus-ws: {exc}", file=sys.stderr)
         return 2
     workers = int(args.workers or 1)
+    metrics_dir: str | None = None  # ours to remove at the end
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client's multiprocess mode: /metrics adds up every worker (metrics.py)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orpheus-ws-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="orpheus-ws-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _serve(settings, workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(settings: Settings, workers: int) -> int:
     from .app import create_app
     from .logs import configure_logging
     from .managed.backend import ManagedBackend, start_managed, torch_threads_for

@@ -21,6 +21,7 @@ import socket
 from types import FrameType
 
 import uvicorn
+from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.applications import Starlette
 from uvicorn.supervisors import multiprocess
 
@@ -102,6 +103,16 @@ class DrainingWorkers(multiprocess.Multiprocess):
             super().run()
         finally:
             multiprocess.Process = plain  # type: ignore[misc]
+
+    def keep_subprocess_alive(self) -> None:
+        """uvicorn's: a worker that died is replaced; here its live gauges go with it
+        (prometheus_client counts a dead worker's ``livesum`` gauges until told)."""
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+                log.warning("worker %d died: replaced, its live metrics dropped", pid)
 
     def join_all(self) -> None:
         passed_on = False

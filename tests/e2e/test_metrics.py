@@ -5,6 +5,7 @@ the value the workload implies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -118,3 +119,60 @@ async def test_metrics_after_a_mixed_workload(metered: ServerProcess,
                   "orpheus_ws_generations_queued"):
         assert value(found, gauge) == 0, gauge  # everything finished
     assert value(found, "orpheus_ws_sockets_open", route="native") == 0
+
+
+async def test_a_dead_workers_live_gauges_go_with_it(shared_standin: StandinLLMServer,
+                                                     snac_dir: Path, tmp_path: Path) -> None:
+    """``--workers 2``: a worker killed with SIGKILL is replaced, and the sockets it held no
+    longer count as open; the metrics folder ``serve`` made is gone when it stops."""
+    import psutil
+
+    server = ServerProcess(lambda port: serve_command(
+        port, shared_standin.url, snac_dir, "--codec", "passthrough", "--workers", "2"),
+        tmp_path / "server.log", env=clean_env())
+    await server.start()
+    try:
+        assert server.process is not None
+        parent = psutil.Process(server.process.pid)
+
+        def worker_processes() -> list[psutil.Process]:  # not multiprocessing's tracker
+            found = []
+            for child in parent.children():
+                with contextlib.suppress(psutil.Error):  # a dead one, not yet reaped
+                    if "spawn_main" in " ".join(child.cmdline()):
+                        found.append(child)
+            return found
+
+        workers = worker_processes()
+        assert len(workers) == 2
+        metrics_dir = Path(workers[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
+        assert metrics_dir.is_dir()
+
+        async def open_sockets(http: aiohttp.ClientSession) -> float:
+            async with http.get(server.url + "/metrics") as response:
+                return value(samples(await response.text()), "orpheus_ws_sockets_open",
+                             route="native")
+
+        async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
+            sockets = [await stack.enter_async_context(websockets.connect(server.ws_url))
+                       for _ in range(8)]
+            assert await open_sockets(http) == 8
+            workers[0].kill()
+            for _ in range(100):  # replaced
+                alive = worker_processes()
+                if len(alive) == 2 and workers[0].pid not in {p.pid for p in alive}:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the dead worker was not replaced")
+            live = 0
+            for socket in sockets:  # those on the dead worker are gone
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(await socket.ping(), 2)
+                    live += 1
+            assert 0 < live < 8
+            for _ in range(4):  # whichever worker answers
+                assert await open_sockets(http) == live
+    finally:
+        await server.stop()
+    assert not metrics_dir.exists()
