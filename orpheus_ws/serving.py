@@ -14,6 +14,7 @@ the signal on to each (a second one too), and waits for them to end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -94,8 +95,24 @@ class _DrainingProcess(multiprocess.Process):
 
 
 class DrainingWorkers(multiprocess.Multiprocess):
-    """uvicorn's worker supervisor, its workers draining on SIGTERM; a signal that comes
-    while they drain is passed on, so that they stop at once."""
+    """uvicorn's worker supervisor, its workers draining on SIGTERM. Each SIGTERM or SIGINT
+    goes on to every worker from the signal handler itself, at once: uvicorn's loop would pass
+    it on only after its health pings (seconds on a loaded machine), and the utterances could
+    be over before the drain began. The first drains the workers, a second stops them."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self.passed_on = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._pass_on)
+
+    def _pass_on(self, sig: int, frame: FrameType | None) -> None:
+        self.passed_on = True
+        for process in self.processes:
+            if process.pid is not None and process.exitcode is None:
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGTERM)
+        self.signal_queue.append(sig)  # uvicorn's loop: stop replacing workers, wait for them
 
     def run(self) -> None:
         plain, multiprocess.Process = multiprocess.Process, _DrainingProcess  # type: ignore[misc]
@@ -114,15 +131,16 @@ class DrainingWorkers(multiprocess.Multiprocess):
                 prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
                 log.warning("worker %d died: replaced, its live metrics dropped", pid)
 
-    def join_all(self) -> None:
-        passed_on = False
+    def terminate_all(self) -> None:
+        """The workers have had the signal (``_pass_on``): one more would stop them now."""
+        if not self.passed_on:  # stopping for another reason (a worker failed to start)
+            super().terminate_all()
+            return
         for process in self.processes:
-            while process.process.is_alive():
+            process.parent_conn.close()
+            process.child_conn.close()
+
+    def join_all(self) -> None:
+        for process in self.processes:
+            while process.process.is_alive():  # a signal meanwhile goes on (_pass_on)
                 process.process.join(0.1)
-                stops = {signal.SIGINT, signal.SIGTERM} & set(self.signal_queue)
-                self.signal_queue.clear()
-                if stops and not passed_on:  # a second signal: stop now
-                    passed_on = True
-                    for other in self.processes:
-                        if other.process.is_alive() and other.pid is not None:
-                            os.kill(other.pid, signal.SIGTERM)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -24,6 +25,9 @@ from schemathesis.specs.openapi.checks import (
 from orpheus_ws.bench.harness import process, standin
 from orpheus_ws.devtools.llama_server import free_port
 
+# schemathesis.specs.openapi.schemas is imported above, at collection, not lazily by from_url:
+# compiled late in a long session (pytest rewrites schemathesis' modules), CPython 3.11.7 can
+# fail with "AST constructor recursion depth mismatch" (fixed in 3.11.8).
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
