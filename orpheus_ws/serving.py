@@ -7,8 +7,9 @@ up to ``--drain-timeout`` seconds. Then it shuts down: every native socket gets 
 event and close code 1001 (protocol.md), then uvicorn closes what is left. A second signal
 stops at once.
 
-Under ``--workers N`` every worker process drains the same way: uvicorn's supervisor passes
-the signal on to each (a second one too), and waits for them to end.
+Under ``serve --workers N`` every worker process drains the same way: the supervisor
+(``DrainingWorkers``) passes each signal on to every worker at once (a second one stops
+them), and waits for them to end.
 """
 
 from __future__ import annotations

@@ -66,17 +66,10 @@ def _loaded(now: float | None, best: float | None) -> bool:
     return now is not None and best is not None and now < TOKENS_PER_SECOND <= best
 
 
-def first_reason(*checks: Callable[[int], str | None]) -> Callable[[int], str | None]:
-    """One ``over_capacity`` from several: the first reason any gives."""
-    def over(running: int) -> str | None:
-        for check in checks:
-            reason = check(running)
-            if reason is not None:
-                return reason
-        return None
-    return over
-
-
 def realtime_capacity(decoder: DecoderService, pool: BackendPool) -> Callable[[int], str | None]:
     """The admission's ``over_capacity``: the decoder's reason, else the backends'."""
-    return first_reason(DecoderCapacity(decoder).over, BackendCapacity(pool).over)
+    checks = (DecoderCapacity(decoder).over, BackendCapacity(pool).over)
+
+    def over(running: int) -> str | None:
+        return next((r for check in checks if (r := check(running)) is not None), None)
+    return over

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from orpheus_ws.client import OrpheusClient, ServerError
+from orpheus_ws.client import ContextHandle, OrpheusClient, ServerError
 from orpheus_ws.devtools.llama_server import LlamaServerProcess
 
 from ..utils import eventually, scaled
@@ -31,6 +31,21 @@ async def state(http: aiohttp.ClientSession, url: str) -> tuple[list[str], int]:
         health: dict[str, Any] = await response.json()
     async with http.get(url + "/ready") as ready:
         return [b["state"] for b in health["backend"]["backends"]], ready.status
+
+
+async def speaking(client: OrpheusClient, prefix: str, count: int, text: str,
+                   **options: Any) -> list[ContextHandle]:
+    """``count`` contexts (``prefix`` 0, 1, ...), each given the whole ``text``."""
+    handles = [await client.open_context(f"{prefix}{n}", **options) for n in range(count)]
+    for handle in handles:
+        await handle.send_text(text, end=True)
+    return handles
+
+
+async def playing(handles: list[ContextHandle]) -> None:
+    """Waits until every context has audio."""
+    await eventually(lambda: all(not h.queue.empty() for h in handles), timeout=20,
+                     what="every context playing")
 
 
 async def dispatched(http: aiohttp.ClientSession, url: str, count: int) -> list[int]:
@@ -61,18 +76,13 @@ async def test_three_backends_share_fail_over_and_come_back(
         async with aiohttp.ClientSession() as http, \
                 OrpheusClient.connect(server.ws_url) as client:
             assert await state(http, server.url) == (["healthy"] * 3, 200)
-            handles = [await client.open_context(f"c{n}", **LONG) for n in range(12)]
-            for handle in handles:
-                await handle.send_text("A long reply that goes on.", end=True)
-            await eventually(lambda: all(not h.queue.empty() for h in handles), timeout=20,
-                             what="every context playing")
+            handles = await speaking(client, "c", 12, "A long reply that goes on.", **LONG)
+            await playing(handles)
             assert [await llama_busy_slots(http, llama) for llama in llamas] == [4, 4, 4]
             # Three more, one per backend, each queued in its llama-server behind four busy
             # slots: nothing of them has been heard when the first backend dies.
-            waiting = [await client.open_context(f"w{n}", max_tokens=WAITING * 7)
-                       for n in range(3)]
-            for handle in waiting:
-                await handle.send_text("Waiting for a slot.", end=True)
+            waiting = await speaking(client, "w", 3, "Waiting for a slot.",
+                                     max_tokens=WAITING * 7)
             assert await dispatched(http, server.url, 15) == [5, 5, 5]  # one waits on each
             assert all(h.queue.empty() for h in waiting)
 
@@ -96,9 +106,7 @@ async def test_three_backends_share_fail_over_and_come_back(
             assert max(failed_at.values()) < 2.0
             assert await state(http, server.url) == (["out", "healthy", "healthy"], 200)
 
-            fresh = [await client.open_context(f"n{n}", max_tokens=70) for n in range(4)]
-            for handle in fresh:  # new work only on the live two
-                await handle.send_text("Short.", end=True)
+            fresh = await speaking(client, "n", 4, "Short.", max_tokens=70)  # on the live two
             for handle in fresh:
                 _, done = await handle.collect()
                 assert done["samples"] == 10 * 2048
@@ -117,11 +125,8 @@ async def test_three_backends_share_fail_over_and_come_back(
             await asyncio.to_thread(llamas[0].start)  # the same port again
             await asyncio.sleep(CHECK_S + 0.5)
             assert await state(http, server.url) == (["healthy"] * 3, 200)
-            again = [await client.open_context(f"a{n}", **LONG) for n in range(6)]
-            for handle in again:
-                await handle.send_text("It is back.", end=True)
-            await eventually(lambda: all(not h.queue.empty() for h in again), timeout=20,
-                             what="playing again")
+            again = await speaking(client, "a", 6, "It is back.", **LONG)
+            await playing(again)
             assert await llama_busy_slots(http, llamas[0]) >= 1  # it takes work again
             await client.cancel_all()
 
