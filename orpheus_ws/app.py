@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
+import importlib.util
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -53,8 +53,13 @@ class State(TypedDict):
 
 
 def web_client_dir() -> Path:
-    """The bundled player, shipped inside the package (``orpheus_ws/web_client``)."""
-    return Path(str(importlib.resources.files("orpheus_ws") / "web_client"))
+    """The bundled player: ``web_client/`` at the top of the source tree, mapped into the
+    package as ``orpheus_ws.web_client`` (pyproject.toml), so the wheel carries it too."""
+    spec = importlib.util.find_spec("orpheus_ws.web_client")
+    folders = spec.submodule_search_locations if spec is not None else None
+    if not folders:
+        raise RuntimeError("orpheus_ws.web_client is missing: reinstall orpheus_ws")
+    return Path(next(iter(folders)))
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,

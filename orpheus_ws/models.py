@@ -1,7 +1,8 @@
 """Model files from the Hugging Face Hub: the Orpheus GGUF and the SNAC folder.
 
-A model spec is a local path or a Hub repo as llama.cpp's ``-hf`` reads it: ``OWNER/NAME`` or
-``OWNER/NAME:FILE``, FILE a file name or a quant tag such as ``Q4_K_M``. Downloads go through
+A model spec is a local file when that file exists, and otherwise a Hub repo as llama.cpp's ``-hf``
+reads it, whatever its name ends with: ``OWNER/NAME`` or ``OWNER/NAME:FILE``, FILE a file name or
+a quant tag such as ``Q4_K_M``. Downloads go through
 huggingface_hub into its cache (``HF_HOME``, ``HF_HUB_CACHE``) with its own progress bars on
 stderr. When the Hub cannot be reached, or ``HF_HUB_OFFLINE=1`` is set, what the cache holds is
 used, so a start after ``orpheus-ws download`` needs no network. Every failure is a
@@ -49,6 +50,10 @@ class ModelError(Exception):
     """A model could not be found or fetched; ``str()`` is one line saying what and the fix."""
 
 
+class _RepoNotFound(ModelError):
+    """The Hub has no such repo."""
+
+
 class _NoHub(Exception):
     """The Hub could not answer (no network, offline mode, a server error): try the cache."""
 
@@ -61,15 +66,17 @@ class _NoHub(Exception):
 def resolve_gguf(spec: str) -> Path:
     """The local path of the GGUF ``spec`` names, downloading it into the cache if needed.
 
-    ``spec`` is a local file (returned as is) or ``REPO[:FILE]``: FILE a file name, or a quant tag
-    matched case-insensitively against the repo's .gguf names; ``REPO`` alone takes the repo's
+    ``spec`` is a local file when that file exists (returned as is), else ``REPO[:FILE]``
+    whatever the name ends with (``lex-au/Orpheus-3b-FT-Q8_0.gguf`` is a repo): FILE a file
+    name, or a quant tag matched case-insensitively against the repo's .gguf names; ``REPO`` alone
+    takes the repo's
     only .gguf, else its Q4_K_M one, else the first by name (``mmproj`` files never count).
     """
     local = Path(spec).expanduser()
     if local.is_file():
         return local
     match = _REPO_SPEC.fullmatch(spec)
-    if local.exists() or match is None or (match["file"] is None and spec.endswith(".gguf")):
+    if local.exists() or match is None:
         what = "is a folder, not a .gguf file" if local.exists() else "does not exist"
         raise ModelError(f"the model file '{spec}' {what}: check the path, or name a Hugging Face "
                          "repo as OWNER/NAME or OWNER/NAME:FILE")
@@ -81,6 +88,11 @@ def resolve_gguf(spec: str) -> Path:
             raise ModelError(_no_such_gguf(repo, wanted, names))
         name: str = chosen
         return Path(_hub(f"{repo}:{name}", lambda: hf_hub_download(repo, name)))
+    except _RepoNotFound as exc:
+        if not spec.endswith(".gguf"):
+            raise
+        # OWNER/NAME.gguf names a repo (lex-au publishes every quant so) or a mistyped path.
+        raise ModelError(f"there is no local file '{spec}', and {exc}") from None
     except _NoHub as exc:
         cached = _cached_gguf(repo, wanted)
         if cached is None:
@@ -161,7 +173,7 @@ def _hub(target: str, call: Callable[[], _T]) -> _T:
             f"the repo '{_repo_of(target)}' on {where} is gated: accept its terms on its page, "
             "then log in with `hf auth login` or set HF_TOKEN") from None
     except RepositoryNotFoundError:
-        raise ModelError(
+        raise _RepoNotFound(
             f"the model repo '{_repo_of(target)}' was not found on {where}: check the name (a "
             "private repo needs `hf auth login` or HF_TOKEN), or pass a local path") from None
     except RevisionNotFoundError:

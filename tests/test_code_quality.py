@@ -18,8 +18,8 @@ def check(*args: str) -> None:
 
 
 def test_ruff_is_clean() -> None:
-    check("ruff", "check", "orpheus_ws", "tests")
+    check("ruff", "check", "orpheus_ws", "tests", "web_client")
 
 
 def test_mypy_strict_is_clean() -> None:
-    check("mypy", "--strict", "orpheus_ws", "tests")
+    check("mypy", "--strict", "orpheus_ws", "tests", "web_client")

@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 
 from orpheus_ws.devtools.llama_server import LlamaServerProcess
-from orpheus_ws.devtools.tiny_gguf import write_tiny_orpheus_gguf
 from orpheus_ws.engine.tokens import FrameParser
 from orpheus_ws.vocabulary import (
     END_OF_SPEECH,
@@ -24,6 +23,7 @@ from orpheus_ws.vocabulary import (
     parse_custom_token,
     text_prompt,
 )
+from tests.support.tiny_gguf import write_tiny_orpheus_gguf
 
 from .utils import scaled
 

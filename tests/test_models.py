@@ -1,4 +1,4 @@
-"""Model downloads (orpheus_ws.models) against the fake Hub (orpheus_ws.devtools.fake_hub).
+"""Model downloads (orpheus_ws.models) against the fake Hub (tests.support.fake_hub).
 
 huggingface_hub reads HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE when it is imported, so every
 download runs in a subprocess with its own environment: the fake Hub's URL and a fresh cache.
@@ -13,6 +13,7 @@ import asyncio
 import fcntl
 import os
 import pty
+import re
 import shutil
 import socket
 import struct
@@ -28,7 +29,6 @@ import pytest
 import pytest_asyncio
 
 import orpheus_ws.models
-from orpheus_ws.devtools.fake_hub import FakeHub
 from orpheus_ws.models import (
     DEFAULT_MODEL,
     DEFAULT_SNAC,
@@ -39,6 +39,7 @@ from orpheus_ws.models import (
     resolve_snac,
     run_download,
 )
+from tests.support.fake_hub import FakeHub
 
 from .utils import scaled
 
@@ -52,6 +53,9 @@ REPOS = {
                      "README.md"],
     "tests/no-default": ["a-mmproj-f16.gguf", "b-Q5_K_M.gguf", "c-Q5_K.gguf"],
     "tests/gated-GGUF": ["gated-Q4_K_M.gguf"],
+    # The repos the README names, under their real names and files.
+    DEFAULT_MODEL: ["orpheus-3b-0.1-ft-q4_k_m.gguf", "README.md"],
+    "lex-au/Orpheus-3b-FT-Q8_0.gguf": ["Orpheus-3b-FT-Q8_0.gguf", "README.md"],
 }
 
 DOWNLOAD = """
@@ -275,8 +279,23 @@ async def test_the_spec_chooses_the_file(hub: FakeHub, hub_root: Path, tmp_path:
     assert again.stdout == done.stdout
 
 
+async def test_every_model_the_readme_names_downloads(hub: FakeHub, hub_root: Path,
+                                                      tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    specs = sorted(set(re.findall(r"--model ([\w.-]+/[\w.:-]+)", readme)))
+    assert "lex-au/Orpheus-3b-FT-Q8_0.gguf" in specs  # a repo whose name ends in .gguf
+    assert f"`{DEFAULT_MODEL}`" in readme
+    for spec in [DEFAULT_MODEL, *specs]:
+        done = await python(DOWNLOAD, ["--model", spec, "--snac-model", SNAC],
+                            hub_env(hub.url, tmp_path / "hf"))
+        assert done.rc == 0, (spec, done)
+        model, _ = paths(done)
+        repo = spec.split(":")[0]
+        assert model.read_bytes() == (hub_root / repo / model.name).read_bytes(), spec
+
+
 @pytest.mark.parametrize("case", ["missing repo", "missing file", "gated repo",
-                                  "missing SNAC repo", "unreachable"])
+                                  "missing SNAC repo", "unreachable", "neither file nor repo"])
 async def test_failures_are_one_line(
     case: str, hub: FakeHub, tiny_gguf: Path, tmp_path: Path
 ) -> None:
@@ -290,6 +309,10 @@ async def test_failures_are_one_line(
     elif case == "gated repo":
         model = "tests/gated-GGUF"
         expected = f"the repo 'tests/gated-GGUF' on {hub.url} is gated"
+    elif case == "neither file nor repo":
+        model = "models/orpheus.gguf"  # a relative path that isn't there, and no such repo
+        expected = ("there is no local file 'models/orpheus.gguf', and the model repo "
+                    f"'models/orpheus.gguf' was not found on {hub.url}")
     elif case == "missing SNAC repo":
         model, snac = str(tiny_gguf), "tests/nope-snac"
         expected = f"the model repo 'tests/nope-snac' was not found on {hub.url}"

@@ -187,7 +187,7 @@ def write_tiny_orpheus_gguf(path: Path, *, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m orpheus_ws.devtools.tiny_gguf OUT.gguf [--seed N]``."""
+    """``python -m tests.support.tiny_gguf OUT.gguf [--seed N]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="where to write the .gguf file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
