@@ -40,6 +40,7 @@ from .http.openapi import document
 from .http.seed_api import HttpApi
 from .logs import configure_logging
 from .managed.backend import ManagedBackend, start_managed, torch_threads_for
+from .transport.runtime import SocketRegistry
 from .ws.endpoint import WebSocketEndpoint
 
 log = logging.getLogger("orpheus_ws")
@@ -90,18 +91,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
             if own is not None:
                 await asyncio.to_thread(own.stop)
 
-    ws = WebSocketEndpoint(settings)
+    sockets = SocketRegistry()  # every socket of every route: the drain's and shutdown's
+    ws = WebSocketEndpoint(settings, sockets)
     spec = document(settings, sorted(VoiceMap(settings).mapping))
     routes: list[Route | Mount | WebSocketRoute] = [
         *HttpApi(settings.default_voice).routes(),
         *OpenAISpeech(settings).routes(),
         *VendorHttp(settings).routes(),
         WebSocketRoute("/api/tts/ws", ws),
-        WebSocketRoute("/v1/speak", DeepgramSocket(settings)),
-        *Baseten(settings).routes(),
-        WebSocketRoute("/v1/audio/speech/websocket", TogetherSocket(settings).endpoint),
-        WebSocketRoute("/tts/websocket", CartesiaSocket(settings).endpoint),
-        *ElevenLabsSocket(settings).routes(),
+        WebSocketRoute("/v1/speak", DeepgramSocket(settings, sockets)),
+        *Baseten(settings, sockets).routes(),
+        WebSocketRoute("/v1/audio/speech/websocket", TogetherSocket(settings, sockets)),
+        WebSocketRoute("/tts/websocket", CartesiaSocket(settings, sockets)),
+        *ElevenLabsSocket(settings, sockets).routes(),
         Route("/openapi.json", lambda request: JSONResponse(spec), methods=["GET"]),
         Route("/client", lambda request: RedirectResponse("/client/"), methods=["GET"]),
         Mount("/client", StaticFiles(directory=web_client_dir(), html=True), name="client"),
@@ -113,6 +115,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                                              "X-Audio-Duration-Seconds", "x-request-id"]),
                   Middleware(Gate, keys=keys, max_connections=settings.ws_max_connections,
                              allowed_origins=settings.origins,
+                             max_body_bytes=settings.http_max_body_bytes,
+                             body_timeout_s=settings.http_body_timeout,
                              metrics_token=settings.metrics_token)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     http_not_found = app.router.default
@@ -122,7 +126,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         await handler(scope, receive, send)
 
     app.router.default = not_found
-    app.state.ws_endpoint = ws
+    app.state.sockets = sockets
     app.state.keys = keys
     return app
 

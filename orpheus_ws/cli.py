@@ -42,6 +42,11 @@ SERVE_FLAGS: dict[str, str] = {
     "metrics_token": "a token /metrics requires (Authorization: Bearer TOKEN)",
     "drain_timeout": "seconds utterances in progress may take to finish after SIGTERM",
     "log_format": "text or json (one JSON object per line)",
+    "http_max_body_bytes": "largest HTTP request body; past it: 413",
+    "http_body_timeout": "seconds an HTTP request body may take to arrive; past it: 408",
+    "http_max_header_bytes": "largest HTTP request head (request line and headers); past it "
+                             "the request is refused and its connection closed",
+    "http_keepalive_timeout": "seconds an idle HTTP keep-alive connection stays open",
 }
 
 
@@ -76,6 +81,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         overrides["llm_url"] = ",".join(urls)
     keys: list[str] | None = overrides.get("api_key")
     if keys is not None:
+        if not all(key.strip() for key in keys):
+            raise ValueError("--api-key: an empty key (or only spaces) would match nothing "
+                             "a client should send; give the key")
         overrides["api_key"] = ",".join(keys)
     env = dict(os.environ)
     for name, value in overrides.items():
@@ -86,8 +94,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from .http.auth import KeyRing
+
     try:
         settings = settings_from_args(args)
+        KeyRing(settings.api_keys, settings.api_keys_file)  # a bad keys file stops us here
     except ValueError as exc:
         print(f"orpheus-ws: {exc}", file=sys.stderr)
         return 2
@@ -104,6 +115,9 @@ def serve(args: argparse.Namespace) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+WS_HARD_MAX_BYTES = 1 << 20
+
+
 def _serve(settings: Settings, workers: int) -> int:
     from .app import create_app
     from .logs import configure_logging
@@ -111,7 +125,7 @@ def _serve(settings: Settings, workers: int) -> int:
     from .managed.plan import LlamaServerMissing
     from .managed.supervisor import LlamaServerFailed
     from .models import ModelError, resolve_snac
-    from .serving import DrainingWorkers, GracefulServer
+    from .serving import DrainingWorkers, GracefulServer, http_options
 
     configure_logging(settings.log_level, settings.log_format)
     managed: ManagedBackend | None = None
@@ -130,9 +144,14 @@ def _serve(settings: Settings, workers: int) -> int:
     # Audio doesn't compress: permessage-deflate would only cost CPU on the event loop.
     ws_options: dict[str, object] = {
         "ws": "websockets-sansio", "ws_per_message_deflate": False,
+        # A message over ws_max_message_bytes is refused by the socket runtime in the
+        # route's own words; one far over it is refused by the WebSocket layer (1009) before
+        # it is assembled, so no client makes the server hold megabytes.
+        "ws_max_size": max(4 * settings.ws_max_message_bytes, WS_HARD_MAX_BYTES),
         "ws_ping_interval": settings.ws_ping_interval, "ws_ping_timeout": settings.ws_ping_interval,
         "log_level": settings.log_level, "host": settings.host, "port": settings.port,
         "log_config": None,  # our handler (logs.py): ids on every line, text or JSON
+        **http_options(settings),  # the request head's bound, keep-alive
     }
     try:
         if workers > 1:

@@ -70,6 +70,11 @@ class Settings:
     drain_timeout: float = 30.0
     log_level: str = "info"
     log_format: str = "text"
+    # What one HTTP request may make the server hold (README, "On a network").
+    http_max_body_bytes: int = 1024 * 1024  # the largest legitimate body is a few KiB of JSON
+    http_body_timeout: float = 30.0
+    http_max_header_bytes: int = 64 * 1024
+    http_keepalive_timeout: int = 5
 
     def batch_wait_s(self, device: str) -> float:
         """How long a window may wait for batch company, at most (never longer than the
@@ -152,6 +157,12 @@ class Settings:
             raise ValueError(f"default voice {self.default_voice!r} is not in the voice list")
         if self.log_format not in ("text", "json"):
             raise ValueError("log_format must be text or json")
+        for name in ("http_max_body_bytes", "http_body_timeout", "http_max_header_bytes",
+                     "http_keepalive_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be more than 0")
+        if self.api_key and not all(key.strip() for key in self.api_key.split(",")):
+            raise ValueError("api_key holds an empty key (a stray comma, or only spaces)")
 
     @property
     def api_keys(self) -> list[str]:

@@ -24,9 +24,13 @@ MEDIA_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm", "mulaw": "audio/basic",
                "alaw": "audio/x-alaw-basic"}
 KINDS = (*CODECS, *RAW)
 
+BIT_RATES = (8_000, 512_000)  # what the encoders (and the vendors' formats) take, bit/s
+
 
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
+    """``bit_rate`` in bit/s, for the compressed kinds (the encoder's default if None)."""
+
     kind: str
     sample_rate: int = SAMPLE_RATE
     bit_rate: int | None = None
@@ -42,6 +46,9 @@ class OutputFormat:
             rates = SAMPLE_RATES
         if self.sample_rate not in rates:
             raise ValueError(f"{self.kind} is sent at {', '.join(map(str, rates))} Hz")
+        if self.bit_rate is not None and not BIT_RATES[0] <= self.bit_rate <= BIT_RATES[1]:
+            raise ValueError(f"the bit rate must be from {BIT_RATES[0] // 1000} to "
+                             f"{BIT_RATES[1] // 1000} kbit/s")
 
     @property
     def media_type(self) -> str:

@@ -64,14 +64,14 @@ class GracefulServer(uvicorn.Server):
 
     async def drain(self) -> None:
         engine = getattr(self.app.state, "engine", None)
-        endpoint = self.app.state.ws_endpoint
+        sockets = self.app.state.sockets
         if engine is not None:
             engine.admission.draining = True
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.drain_timeout_s
             log.info("draining: %d utterances in progress, up to %g s", engine.utterances,
                      self.drain_timeout_s)
-            while (engine.utterances or endpoint.busy()) and loop.time() < deadline \
+            while (engine.utterances or sockets.busy()) and loop.time() < deadline \
                     and not self.force_exit:
                 await asyncio.sleep(0.05)
             if engine.utterances:
@@ -81,7 +81,7 @@ class GracefulServer(uvicorn.Server):
         self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.app.state.ws_endpoint.shutdown()
+        await self.app.state.sockets.shutdown()
         await super().shutdown(sockets)
 
 
@@ -145,3 +145,15 @@ class DrainingWorkers(multiprocess.Multiprocess):
         for process in self.processes:
             while process.process.is_alive():  # a signal meanwhile goes on (_pass_on)
                 process.process.join(0.1)
+
+
+def http_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's Config options for HTTP (``serve``, with one worker or many)."""
+    return {
+        # h11, not httptools: llhttp has no bound on the request head, and httptools gathers
+        # the URL and each header in bytes objects without one (a 100 MB header is held, and
+        # parsed, before any key is checked); uvicorn's HttpToolsProtocol has no setting for
+        # it. h11 refuses a head past max_incomplete_event_size (400, connection closed).
+        "http": "h11", "h11_max_incomplete_event_size": settings.http_max_header_bytes,
+        "timeout_keep_alive": settings.http_keepalive_timeout,
+    }

@@ -113,3 +113,70 @@ def test_the_engine_never_imports_a_transport() -> None:
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_modules_stay_small(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= 400
+
+
+def package_of(name: str) -> str | None:
+    """The subpackage of orpheus_ws that module ``name`` is in (None: a top-level module)."""
+    parts = name.split(".")
+    if parts[0] != "orpheus_ws" or len(parts) < 3 or not (PACKAGE / parts[1]).is_dir():
+        return None
+    return parts[1]
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Which subpackage imports which (a module of it imports a module of the other)."""
+    graph: dict[str, set[str]] = {}
+    for path in modules():
+        parts = path.relative_to(PACKAGE).parts
+        source = parts[0] if len(parts) > 1 else None
+        if source is None:
+            continue
+        for name in imported(path):
+            target = package_of(name)
+            if target is not None and target != source:
+                graph.setdefault(source, set()).add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle through the graph, each once, as the packages on it."""
+    found: list[list[str]] = []
+
+    def walk(path: list[str]) -> None:
+        for target in sorted(graph.get(path[-1], ())):
+            if target == path[0]:
+                found.append(path)
+            elif target not in path and target > path[0]:
+                walk([*path, target])
+
+    for start in sorted(graph):
+        walk([start])
+    return found
+
+
+def test_no_package_imports_itself_round_a_cycle() -> None:
+    assert cycles(package_graph()) == []
+    assert cycles({"http": {"compat"}, "compat": {"http"}}) == [["compat", "http"]]
+
+
+# What an adapter may build on: the engine's public face, the shared transport package and
+# the shared vocabulary; never another transport (the native socket, the seed API) or the app.
+ADAPTER_MAY_IMPORT = ("orpheus_ws.engine", "orpheus_ws.transport", "orpheus_ws.compat",
+                      "orpheus_ws.exceptions", "orpheus_ws.policy", "orpheus_ws.params",
+                      "orpheus_ws.formats", "orpheus_ws.outputs", "orpheus_ws.timings",
+                      "orpheus_ws.vocabulary", "orpheus_ws.config", "orpheus_ws.metrics",
+                      "orpheus_ws.audio", "orpheus_ws.encoders")
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "compat").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_adapters_build_only_on_the_engine_and_the_transport(path: Path) -> None:
+    ours = {name for name in imported(path) if name.startswith("orpheus_ws.")}
+    assert {name for name in ours if not name.startswith(ADAPTER_MAY_IMPORT)} == set()
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "transport").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_transport_knows_no_protocol(path: Path) -> None:
+    assert {name for name in imported(path) if name.startswith(
+        ("orpheus_ws.ws", "orpheus_ws.http", "orpheus_ws.compat", "orpheus_ws.app"))} == set()

@@ -8,10 +8,10 @@ import asyncio
 import gc
 from typing import cast
 
-from orpheus_ws.compat.utterance import Sink, Utterance
 from orpheus_ws.engine import AudioChunk, Engine
 from orpheus_ws.formats import AudioFormat
-from orpheus_ws.ws.outbox import Outbox
+from orpheus_ws.transport.outbox import Outbox
+from orpheus_ws.transport.utterance import Sink, Utterance
 
 from .test_ws_delivery import FakeEngine
 from .utils import eventually, scaled

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,20 @@ import pytest
 import pytest_asyncio
 
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
-from orpheus_ws.engine import Engine, SegmentFinished, SegmentStarted
+from orpheus_ws.engine import (
+    Admission,
+    Engine,
+    SegmentFinished,
+    SegmentStarted,
+    TextFeed,
+    current_key,
+)
 from orpheus_ws.engine.clock import PlayoutClock
 from orpheus_ws.engine.codec import SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
 from orpheus_ws.engine.decoder import DecoderService, to_int16
 from orpheus_ws.engine.engine import FADE_SAMPLES
-from orpheus_ws.engine.events import AudioChunk
+from orpheus_ws.engine.events import AudioChunk, Flushed, SynthesisEvent
 from orpheus_ws.engine.llm import LLMClient
 from orpheus_ws.engine.pipeline import StreamTuning
 from orpheus_ws.engine.segmenter import chars_for_tokens, split_text
@@ -28,12 +36,15 @@ from orpheus_ws.exceptions import (
     BackendError,
     BackendProtocolError,
     BackendUnavailable,
+    Draining,
+    Overloaded,
+    RateLimited,
     UnknownVoice,
 )
 from orpheus_ws.params import SamplingParams
 
 from .fakes import ConstantCodec
-from .utils import eventually
+from .utils import eventually, scaled
 
 PARAMS = SamplingParams(max_tokens=512)
 VOICES = ["tara", "leo"]
@@ -385,15 +396,234 @@ def test_a_backend_measures_its_generations_mean_rate() -> None:
     assert backend.state()["tokens_per_second_per_stream"] is not None
 
 
-async def test_admission_over_capacity_is_server_busy_and_the_admitted_keep_going() -> None:
-    from orpheus_ws.engine import Admission
-    from orpheus_ws.exceptions import Overloaded
+# -- generation slots: held while an utterance speaks, not while it is quiet ------------------
 
-    admission = Admission(over_capacity=lambda running: "full" if running >= 2 else None)
-    async with admission.enter(), admission.enter():
-        with pytest.raises(Overloaded) as refused:
-            async with admission.enter():
-                pass
-        assert refused.value.code == "server_busy" and admission.running == 2
-    async with admission.enter():
-        assert admission.running == 1
+
+def open_utterance(engine: Engine, feed: TextFeed, voice: str = "tara",
+                   params: SamplingParams = PARAMS
+                   ) -> contextlib.aclosing[AsyncGenerator[SynthesisEvent, None]]:
+    return contextlib.aclosing(engine.synthesize(feed, voice=voice, params=params))
+
+
+async def until_flushed(events: AsyncIterator[SynthesisEvent]) -> list[SynthesisEvent]:
+    """The events of an utterance up to and including its next ``Flushed``."""
+    got: list[SynthesisEvent] = []
+    while not got or not isinstance(got[-1], Flushed):
+        got.append(await anext(events))
+    return got
+
+
+def spoken(events: list[SynthesisEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, SegmentFinished)]
+
+
+async def test_quiet_utterances_hold_no_generation_slot(standin: StandinLLMServer,
+                                                        make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(max_generations=2)  # no queue: a full server refuses at once
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feeds = [TextFeed(max_tokens=512), TextFeed(max_tokens=512)]
+    async with open_utterance(engine, feeds[0]) as first, \
+            open_utterance(engine, feeds[1]) as second:
+        for n, (feed, stream) in enumerate([(feeds[0], first), (feeds[1], second)]):
+            feed.push(f"Socket {n} speaks once.")
+            feed.flush(f"m{n}")
+            events = await until_flushed(stream)
+            assert spoken(events) == [f"Socket {n} speaks once."]
+            assert events[-1] == Flushed(f"m{n}")
+        # both stay open and quiet: neither holds a slot
+        assert (admission.running, engine.utterances) == (0, 0)
+        third = [e async for e in engine.speak("A third voice.", voice="leo", params=PARAMS)]
+        assert spoken(third) == ["A third voice."]
+        feeds[0].push("And then more.")  # a quiet one speaks again: admitted again
+        feeds[0].flush("again")
+        events = await until_flushed(first)
+        assert events[0] == SegmentStarted(1, "And then more.")
+        assert spoken(events) == ["And then more."] and events[-1] == Flushed("again")
+        for feed, stream in [(feeds[0], first), (feeds[1], second)]:
+            feed.end()
+            assert [e async for e in stream] == []
+    assert (admission.running, engine.utterances) == (0, 0)
+
+
+async def test_an_utterance_holds_its_slot_from_segment_to_segment(
+        standin: StandinLLMServer, make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(max_generations=1)
+    engine = make_engine(ConstantCodec(), admission=admission, lookahead=1)
+    texts = ["One.", "Two.", "Three."]
+    events = []
+    async for event in engine.synthesize(texts, voice="tara", params=PARAMS):
+        assert (admission.running, engine.utterances) == (1, 1), event
+        events.append(event)
+    check_order(events, texts, 2)
+    assert (admission.running, engine.utterances) == (0, 0)
+
+
+async def test_speaking_again_reads_the_caller_that_opened_the_utterance(
+        standin: StandinLLMServer, make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(per_key=1)
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feed = TextFeed(max_tokens=512)
+    opened = current_key.set("first")
+    try:
+        async with open_utterance(engine, feed) as stream:
+            feed.push("Spoken for the first key.")
+            feed.flush()
+            await until_flushed(stream)
+            current_key.set("second")  # whoever drives the stream now, it is first's
+            feed.push("Still the first key's.")
+            assert isinstance(await anext(stream), SegmentStarted)
+            assert admission.by_key == Counter({"first": 1})
+            feed.end()
+            assert spoken([e async for e in stream]) == ["Still the first key's."]
+    finally:
+        current_key.reset(opened)
+    assert not admission.by_key
+
+
+async def test_speaking_again_waits_in_the_queue_for_a_slot(standin: StandinLLMServer,
+                                                            make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(max_generations=1, max_queued=1, queue_timeout_s=scaled(30))
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feed = TextFeed(max_tokens=512)
+    async with open_utterance(engine, feed) as stream:
+        feed.push("First words.")
+        feed.flush()
+        await until_flushed(stream)
+        async with admission.enter():  # someone else takes the only slot
+            feed.push("Second words.")
+            feed.flush("second")
+            pending = asyncio.ensure_future(until_flushed(stream))
+            await eventually(lambda: admission.queued == 1, what="queued for a slot")
+            assert not pending.done()
+        events = await pending
+        assert spoken(events) == ["Second words."] and events[-1] == Flushed("second")
+        feed.end()
+        assert [e async for e in stream] == []
+
+
+@pytest.mark.parametrize("refusal,error", [("full", Overloaded), ("key", RateLimited)])
+async def test_a_refusal_on_speaking_again_ends_the_utterance(
+        refusal: str, error: type[Overloaded], standin: StandinLLMServer,
+        make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(max_generations=1, per_key=1)
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feed = TextFeed(max_tokens=512)
+    opened = current_key.set("key")
+    try:
+        async with open_utterance(engine, feed) as stream, \
+                contextlib.AsyncExitStack() as held:
+            feed.push("Said before the refusal.")
+            feed.flush()
+            await until_flushed(stream)
+            # the only slot, or the key's only one, taken elsewhere
+            await held.enter_async_context(admission.enter("key" if refusal == "key" else None))
+            feed.push("Never said.")
+            feed.flush("never")
+            with pytest.raises(error) as refused:
+                await anext(stream)
+            assert type(refused.value) is error
+            assert admission.running == 1
+            with pytest.raises(StopAsyncIteration):  # the utterance is over
+                await anext(stream)
+    finally:
+        current_key.reset(opened)
+    assert (admission.running, engine.utterances) == (0, 0)
+    assert standin.completed == 1
+
+
+async def test_a_drain_lets_an_utterance_admitted_before_it_speak_on(
+        standin: StandinLLMServer, make_engine: MakeEngine) -> None:
+    """Only new utterances are refused while the server drains: one that went quiet between
+    sentences (an LLM still writing its reply) takes a slot again and finishes."""
+    standin.config.frames = 2
+    admission = Admission(max_generations=2)
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feed = TextFeed(max_tokens=512)
+    async with open_utterance(engine, feed) as stream:
+        feed.push("Said before the drain.")
+        feed.flush()
+        await until_flushed(stream)
+        admission.draining = True
+        with pytest.raises(Draining):  # a new one is refused
+            await anext(engine.speak("New.", voice="tara", params=PARAMS))
+        feed.push("Said during the drain.")
+        feed.flush("during")
+        events = await until_flushed(stream)
+        assert spoken(events) == ["Said during the drain."]
+        feed.end()
+    assert (admission.running, engine.utterances) == (0, 0)
+
+
+async def test_a_flush_with_nothing_to_speak_needs_no_slot(standin: StandinLLMServer,
+                                                          make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(max_generations=1)
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feed = TextFeed(max_tokens=512)
+    async with open_utterance(engine, feed) as stream:
+        async with admission.enter():  # the server is full before the utterance says a word
+            feed.flush("empty")
+            assert await anext(stream) == Flushed("empty")
+        feed.push("Said once.")
+        feed.flush()
+        await until_flushed(stream)
+        async with admission.enter():  # and full again once it is quiet
+            feed.flush("quiet")
+            assert await anext(stream) == Flushed("quiet")
+            assert (admission.running, engine.utterances) == (1, 0)
+        feed.end()
+        assert [e async for e in stream] == []
+    assert standin.completed == 1
+
+
+async def test_closing_an_utterance_gives_its_slot_back_once(standin: StandinLLMServer,
+                                                            make_engine: MakeEngine) -> None:
+    standin.config.tokens_per_second = 300  # no end of speech: segments run to max_tokens
+    admission = Admission(max_generations=2)
+    engine = make_engine(ConstantCodec(), admission=admission)
+    params = SamplingParams(max_tokens=2000)
+    closed, cancelled = TextFeed(max_tokens=2000), TextFeed(max_tokens=2000)
+    chunks = 0
+
+    async def consume() -> None:  # a task cancelled while its utterance speaks
+        nonlocal chunks
+        async for event in engine.synthesize(cancelled, voice="leo", params=params):
+            chunks += isinstance(event, AudioChunk)
+
+    async with open_utterance(engine, closed, params=params) as stream:
+        closed.push("A long sentence that is cut off.")
+        closed.flush()
+        assert isinstance(await anext(stream), SegmentStarted)
+        assert isinstance(await anext(stream), AudioChunk)
+        task = asyncio.ensure_future(consume())
+        cancelled.push("Another long sentence, cancelled.")
+        cancelled.flush()
+        await eventually(lambda: chunks > 0, what="audio")
+        assert (admission.running, engine.utterances) == (2, 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (admission.running, engine.utterances) == (0, 0)
+    await eventually(lambda: standin.active == 0, what="generations aborted")
+    assert engine.in_flight == 0
+
+
+async def test_closing_a_quiet_utterance_gives_back_nothing(standin: StandinLLMServer,
+                                                           make_engine: MakeEngine) -> None:
+    standin.config.frames = 2
+    admission = Admission(max_generations=1)
+    engine = make_engine(ConstantCodec(), admission=admission)
+    feed = TextFeed(max_tokens=512)
+    async with open_utterance(engine, feed) as stream:
+        feed.push("Said, then quiet.")
+        feed.flush()
+        await until_flushed(stream)
+        async with admission.enter():
+            await stream.aclose()
+            assert admission.running == 1  # the other holder's, untouched
+    assert (admission.running, engine.utterances) == (0, 0)

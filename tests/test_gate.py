@@ -62,9 +62,11 @@ async def call(path: str, *, kind: str = "websocket", headers: dict[str, str] | 
                state: dict[str, Any] | None = None, metrics_token: str = "") -> Call:
     done = Call()
     gate = Gate(done.app, keys=keys or KeyRing([KEY]), max_connections=10,
-                allowed_origins=list(origins), metrics_token=metrics_token)
+                allowed_origins=list(origins), max_body_bytes=1024, body_timeout_s=30,
+                metrics_token=metrics_token)
     scope = {"type": kind, "path": path, "query_string": query.encode(),
-             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+             "headers": [(k.lower().encode(), v.encode("latin-1"))  # as HTTP carries them
+                         for k, v in (headers or {}).items()],
              "extensions": {"websocket.http.response": {}}, "state": state or {}}
     if kind == "http":
         scope["method"] = "GET"
@@ -178,3 +180,137 @@ def test_keys_in_a_query_never_reach_the_logs() -> None:
                                ("127.0.0.1", "GET", f"/api/tts/ws?api_key={KEY}&x=1"), None)
     RequestIds().filter(record)
     assert KEY not in record.getMessage() and "api_key=***&x=1" in record.getMessage()
+
+
+@pytest.mark.parametrize("content,line", [("placeholder:\n", 1), ("# keys\nok:k-1\nblank:   \n", 3),
+                                          ("ok:k-1\nspaces:\u00a0\u00a0\n", 2),
+                                          ("nbsp:\u00a0\n", 1)])
+def test_an_empty_key_in_the_file_is_refused_naming_file_and_line(
+        tmp_path: Path, content: str, line: int) -> None:
+    file = tmp_path / "keys.txt"
+    file.write_text(content)
+    with pytest.raises(ValueError, match=rf"{file}, line {line}: .*empty"):
+        KeyRing([], str(file))
+
+
+@pytest.mark.parametrize("given", [[""], ["ok", "  "], ["\u00a0"]])
+def test_an_empty_given_key_is_refused(given: list[str]) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        KeyRing(given)
+
+
+def test_a_reload_that_finds_an_empty_key_keeps_the_old_keys(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    file = tmp_path / "keys.txt"
+    file.write_text("alice:key-a\n")
+    ring = KeyRing([], str(file))
+    file.write_text("alice:key-a\nplaceholder:\n")
+    ring.reload()
+    assert ring.name_of("key-a") == "alice" and ring.name_of("") is None
+    assert any(r.levelname == "ERROR" and "line 2" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unreadable_keys_file_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not read"):
+        KeyRing([], str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("headers,query", [
+    ({"X-API-Key": "\u00a0"}, ""), ({"xi-api-key": "\u00a0"}, ""),
+    ({"Authorization": "Bearer \u00a0"}, ""), ({"X-API-Key": " \t"}, ""),
+    ({}, "api_key=%C2%A0"), ({}, "api_key="), ({"Sec-WebSocket-Protocol": "token, \u00a0"}, ""),
+])
+async def test_unicode_whitespace_is_not_stripped_and_an_empty_key_matches_nothing(
+        headers: dict[str, str], query: str) -> None:
+    ring = KeyRing([KEY])
+    ring.keys["placeholder"] = ""  # as a keys file with an empty entry once loaded it
+    done = await call("/api/tts/ws", headers=headers, query=query, keys=ring)
+    assert done.reached == [] and done.status == 401
+
+
+async def test_only_http_whitespace_around_a_key_is_ignored() -> None:
+    assert (await call("/api/tts/ws", headers={"X-API-Key": f" \t{KEY}\t "})).reached
+    assert (await call("/api/tts/ws", headers={"Authorization": f"Bearer  {KEY} "})).reached
+    padded = await call("/api/tts/ws", headers={"X-API-Key": f"{KEY}\u00a0"})
+    assert padded.reached == []
+
+
+@pytest.mark.parametrize("query", [
+    f"api_key={KEY}", f"api%5Fkey={KEY}", f"%61pi_key={KEY}", f"access%5ftoken={KEY}",
+    f"x=1&api%5Fkey={KEY}&y=2", f"key={KEY}", f"token={KEY}", f"xi-api-key={KEY}",
+    f"api+key={KEY}", f"API_KEY={KEY}", f"api_key={KEY}%22x",
+])
+def test_a_key_in_the_query_is_hidden_however_its_name_is_spelled(query: str) -> None:
+    import logging
+
+    path = f"/api/tts/ws?{query}"
+    for args in (("127.0.0.1", "GET", path), ("127.0.0.1", f"GET {path} HTTP/1.1", "")):
+        record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s "%s %s"', args,
+                                   None)
+        RequestIds().filter(record)
+        assert KEY not in record.getMessage(), record.getMessage()
+
+
+@pytest.mark.parametrize("query", [f"api%5Fkey={KEY}", f"access%5Ftoken={KEY}",
+                                   f"%61pi_key={KEY}"])
+async def test_what_authenticates_in_a_query_is_what_the_logs_hide(query: str) -> None:
+    import logging
+
+    assert (await call("/api/tts/ws", query=query)).reached == [("key1", "native")]
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s",
+                               (f"/api/tts/ws?{query}",), None)
+    RequestIds().filter(record)
+    assert KEY not in record.getMessage()
+
+
+def test_every_query_name_auth_takes_is_one_the_logs_hide() -> None:
+    from orpheus_ws.http.auth import QUERY_KEYS
+    from orpheus_ws.logs import is_secret_name
+
+    assert all(is_secret_name(name) for name in QUERY_KEYS)
+    assert not is_secret_name("voice") and not is_secret_name("keyboard")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_one_record_is_one_line_whatever_its_message_holds(fmt: str) -> None:
+    import io
+    import logging
+
+    from orpheus_ws.logs import JsonLines, TextLines
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIds())
+    handler.setFormatter(JsonLines() if fmt == "json" else TextLines())
+    logger = logging.getLogger("orpheus_ws.test_one_line")
+    logger.addHandler(handler)
+    logger.propagate = False
+    path = "/nope\nFAKE LINE\x1b[31m\r\u2028\x85\x9b\u00a0"
+    try:
+        logger.warning("refused %s %s: %d", "http", path, 404)
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert out.endswith("\n") and out[:-1].isprintable(), repr(out)
+    assert len(out.splitlines()) == 1
+    if fmt == "json":
+        assert orjson.loads(out)["message"] == f"refused http {path}: 404"
+    else:
+        assert "/nope\\nFAKE LINE\\x1b[31m" in out
+
+
+def test_a_traceback_still_follows_its_escaped_message() -> None:
+    import logging
+
+    from orpheus_ws.logs import TextLines
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, "", 0, "bad\npath", None, sys.exc_info())
+    RequestIds().filter(record)
+    out = TextLines().format(record)
+    first, *rest = out.splitlines()
+    assert first.endswith("bad\\npath") and rest[0].startswith("Traceback")

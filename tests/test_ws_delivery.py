@@ -34,8 +34,8 @@ from orpheus_ws.exceptions import (
 )
 from orpheus_ws.formats import AudioFormat
 from orpheus_ws.params import DEFAULTS, SamplingParams
+from orpheus_ws.transport.outbox import Outbox
 from orpheus_ws.ws.delivery import Delivery
-from orpheus_ws.ws.outbox import Outbox
 from orpheus_ws.ws.protocol import (
     FLAG_SEGMENT_END,
     FLAG_SEGMENT_START,
@@ -150,6 +150,7 @@ async def drain(outbox: Outbox, *, send: int | None = None) -> list[Message]:
                 item.on_sent(1000.0 + frames)
             frames += 1
         else:
+            assert isinstance(data, str)  # the native socket queues no close frame
             out.append(json.loads(data))
     return out
 
@@ -165,6 +166,7 @@ async def take(outbox: Outbox, count: int) -> list[Message]:
             if item.on_sent is not None:
                 item.on_sent(2000.0)
         else:
+            assert isinstance(data, str)  # the native socket queues no close frame
             out.append(json.loads(data))
     return out
 

@@ -22,12 +22,12 @@ from typing import Any, ClassVar, TypeVar, cast
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from starlette.websockets import WebSocket
 
 from orpheus_ws.config import Settings
 from orpheus_ws.engine import Engine
 from orpheus_ws.exceptions import BackendError, ConnectionFault, OrpheusError, RequestError
 from orpheus_ws.formats import ENCODINGS, SAMPLE_RATES, AudioFormat
+from orpheus_ws.transport.outbox import CloseFrame
 from orpheus_ws.ws import protocol
 from orpheus_ws.ws.endpoint import Connection
 from orpheus_ws.ws.protocol import OPTION_FIELDS, Cancel, Configure, End, Flush, Ping, Text
@@ -331,7 +331,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.connection = Connection(cast(WebSocket, None), cast(Engine, VoicedEngine()),
+        self.connection = Connection(cast(Engine, VoicedEngine()),
                                      Settings())  # replaced by connect()
         self.closed = False  # a ConnectionFault ended the connection
         self.named: set[str] = set()  # ids the client put in a message
@@ -346,7 +346,7 @@ class DeliveryMachine(RuleBasedStateMachine):
                               BackendError("the backend broke off"), fail_at=fail_at or 0)
         config = Settings(ws_max_contexts=2, ws_max_buffered_bytes=room,
                           ws_buffer_delay_ms=10000.0)  # no idle flush within a test
-        self.connection = Connection(cast(WebSocket, None), cast(Engine, engine), config)
+        self.connection = Connection(cast(Engine, engine), config)
         self.send({"type": "config", "buffering": buffering})
 
     def run(self, work: Awaitable[T]) -> T:
@@ -386,6 +386,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             data = item.data() if callable(item.data) else item.data
             if item.on_sent is not None:
                 item.on_sent(0.0)
+            assert not isinstance(data, CloseFrame)  # the native socket queues none
             self.received(data)
 
     def received(self, data: str | bytes) -> None:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from orpheus_ws.ws.outbox import Outbox, Outgoing
+from orpheus_ws.transport.outbox import Outbox, Outgoing
 
 from .utils import scaled
 

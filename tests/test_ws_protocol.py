@@ -21,6 +21,7 @@ from orpheus_ws.exceptions import (
 )
 from orpheus_ws.formats import AudioFormat
 from orpheus_ws.params import DEFAULTS, SamplingParams
+from orpheus_ws.policy import close_code
 from orpheus_ws.ws.protocol import (
     FLAG_SEGMENT_END,
     FLAG_SEGMENT_START,
@@ -33,7 +34,6 @@ from orpheus_ws.ws.protocol import (
     Ping,
     Text,
     apply_options,
-    close_code,
     decode_audio_frame,
     encode_audio_frame,
     parse_client_message,

@@ -11,7 +11,8 @@ import pytest
 from orpheus_ws.exceptions import ProtocolError, RequestError, TooManyContexts, ValidationError
 from orpheus_ws.formats import AudioFormat
 from orpheus_ws.params import DEFAULTS, SamplingParams
-from orpheus_ws.ws.protocol import Options, close_code
+from orpheus_ws.policy import close_code
+from orpheus_ws.ws.protocol import Options
 from orpheus_ws.ws.session import Context, ContextState, Session
 
 VOICES = ["tara", "leo", "mia"]

@@ -20,40 +20,40 @@ segment's words are spread over the speech in its audio in proportion to their c
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..engine import AudioChunk, Engine, SegmentFinished
-from ..exceptions import OrpheusError
+from ..exceptions import ConnectionFault, OrpheusError, RequestError, ValidationError
 from ..formats import SAMPLE_RATE, AudioFormat
+from ..policy import close_code, decide
 from ..timings import SegmentTiming
-from ..ws.outbox import Outbox
-from .speech import status_of
-from .utterance import Sink, Utterance, dumps, send_from, stop_socket
+from ..transport.limits import SocketLimits
+from ..transport.outbox import Outbox
+from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
+from ..transport.utterance import Sink, Utterance, dumps
 from .voices import VoiceMap
 
 ENCODINGS = {"pcm_s16le": "pcm_s16le", "pcm_f32le": "pcm_f32le", "pcm_mulaw": "mulaw",
              "pcm_alaw": "alaw"}
 
 
-class CartesiaSocket:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+class CartesiaSocket(SocketRoute):
+    def __init__(self, settings: Settings, registry: SocketRegistry) -> None:
         self.voices = VoiceMap(settings)
+        super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
-    async def endpoint(self, websocket: WebSocket) -> None:
-        engine: Engine = websocket.state.engine
-        await websocket.accept()
-        await _Connection(websocket, engine, self).run()
+    def connection(self, websocket: WebSocket, outbox: Outbox) -> CartesiaConnection:
+        return CartesiaConnection(websocket.state.engine, self, outbox)
 
 
 class _Context(Sink):
-    def __init__(self, connection: _Connection, context_id: str, timestamps: bool) -> None:
+    def __init__(self, connection: CartesiaConnection, context_id: str,
+                 timestamps: bool) -> None:
         self.connection = connection
         self.id = context_id
         self.timestamps = timestamps
@@ -81,45 +81,71 @@ class _Context(Sink):
         self.connection.contexts.pop(self.id, None)
 
     def failed(self, error: OrpheusError) -> None:
-        self.send("error", done=True, error=str(error), status_code=status_of(error))
+        self.send("error", done=True, error=str(error), status_code=decide(error).status)
         self.connection.contexts.pop(self.id, None)
 
 
-class _Connection:
-    def __init__(self, websocket: WebSocket, engine: Engine, socket: CartesiaSocket) -> None:
-        self.ws = websocket
+class CartesiaConnection:
+    """Cartesia's contexts, each an utterance; their events in Cartesia's messages."""
+
+    route = "cartesia"
+    idle_timeout_s: float | None = None
+
+    def __init__(self, engine: Engine, socket: CartesiaSocket, outbox: Outbox) -> None:
         self.engine = engine
         self.socket = socket
-        self.outbox = Outbox(socket.settings.ws_max_buffered_bytes)
+        self.outbox = outbox
         self.contexts: dict[str, _Context] = {}
 
-    async def run(self) -> None:
-        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
-                                                 self.socket.settings.ws_send_timeout))
-        try:
-            while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                try:
-                    data = orjson.loads(message.get("text") or "")
-                except orjson.JSONDecodeError:
-                    self.error("", "the message is not valid JSON")
-                    continue
-                await self.handle(data if isinstance(data, dict) else {})
-        except WebSocketDisconnect:
+    # -- the runtime's adapter --------------------------------------------------------------
+
+    def opened(self) -> None:
+        """Cartesia's socket sends nothing first."""
+
+    async def received(self, text: str | None, data: bytes | None) -> None:
+        if text is None:
+            self.error("", "the server accepts only JSON messages")
             return
-        finally:
-            await stop_socket(sender, *(c.utterance for c in self.contexts.values()))
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.error("", "the message is not valid JSON")
+            return
+        await self.handle(message if isinstance(message, dict) else {})
+
+    def busy(self) -> bool:
+        return any(c.utterance is not None and c.utterance.generating
+                   for c in self.contexts.values())
+
+    def refusal(self, fault: ConnectionFault) -> Refusal:
+        return Refusal(close_code(fault), [dumps({
+            "type": "error", "context_id": "", "done": True, "error": str(fault),
+            "status_code": decide(fault).status})])
+
+    async def stop(self) -> None:
+        for context in list(self.contexts.values()):
+            if context.utterance is not None:
+                await context.utterance.cancel()
+
+    # -- client messages --------------------------------------------------------------------
 
     def error(self, context_id: str, message: str, status: int = 400) -> None:
         self.outbox.put(dumps({"type": "error", "context_id": context_id, "done": True,
                                "error": message, "status_code": status}))
 
+    def held(self) -> int:
+        return sum(c.utterance.held_chars for c in self.contexts.values()
+                   if c.utterance is not None)
+
     async def handle(self, data: dict[str, Any]) -> None:
         context_id = data.get("context_id")
         if not isinstance(context_id, str) or not context_id:
             self.error("", "context_id is required")
+            return
+        try:
+            self.socket.limits.check_id(context_id, "context_id")
+        except RequestError as exc:
+            self.error("", str(exc))  # not echoed: its length is the fault
             return
         context = self.contexts.get(context_id)
         if data.get("cancel") is True:
@@ -136,23 +162,24 @@ class _Connection:
         transcript = data.get("transcript")
         assert context.utterance is not None
         if isinstance(transcript, str) and transcript:
-            context.utterance.feed.push(transcript)
+            try:
+                context.utterance.push(transcript, self.socket.limits, self.held(),
+                                       context_id=context_id)
+            except RequestError as exc:
+                self.error(context_id, str(exc))
+                return
         if data.get("continue") is False:
             context.utterance.feed.end()
 
     def open(self, context_id: str, data: dict[str, Any]) -> _Context | None:
-        if len(self.contexts) >= self.socket.settings.ws_max_contexts:
-            self.error(context_id, f"more than {self.socket.settings.ws_max_contexts} open "
-                       "contexts", 429)
+        limit = self.socket.limits.max_contexts
+        if len(self.contexts) >= limit:
+            self.error(context_id, f"more than {limit} open contexts", 429)
             return None
         spec = data.get("output_format") or {}
         try:
-            encoding = spec.get("encoding", "pcm_s16le") if isinstance(spec, dict) else None
-            if encoding not in ENCODINGS or spec.get("container", "raw") != "raw":
-                raise ValueError("output_format must be raw pcm_s16le, pcm_f32le, pcm_mulaw "
-                                 "or pcm_alaw")
-            fmt = AudioFormat(ENCODINGS[encoding], int(spec.get("sample_rate", SAMPLE_RATE)))
-        except (ValueError, TypeError) as exc:
+            fmt = _output_format(spec)
+        except ValidationError as exc:
             self.error(context_id, str(exc))
             return None
         voice = data.get("voice") or {}
@@ -162,3 +189,20 @@ class _Connection:
                                       fmt, context, self.outbox, timed=context.timestamps)
         self.contexts[context_id] = context
         return context
+
+
+def _output_format(spec: object) -> AudioFormat:
+    """Cartesia's ``output_format`` (raw PCM only on the socket), or a ValidationError."""
+    if not isinstance(spec, dict):
+        raise ValidationError("output_format", "must be an object")
+    encoding, container = spec.get("encoding", "pcm_s16le"), spec.get("container", "raw")
+    if not isinstance(encoding, str) or encoding not in ENCODINGS or container != "raw":
+        raise ValidationError("output_format", "must be raw pcm_s16le, pcm_f32le, pcm_mulaw "
+                              "or pcm_alaw")
+    rate = spec.get("sample_rate", SAMPLE_RATE)
+    if not isinstance(rate, int) or isinstance(rate, bool):
+        raise ValidationError("output_format.sample_rate", "must be a whole number of Hz")
+    try:
+        return AudioFormat(ENCODINGS[encoding], rate)
+    except ValueError as exc:  # AudioFormat's own messages name the field and its values
+        raise ValidationError("output_format", str(exc)) from None

@@ -18,110 +18,122 @@ The voice is the model name's (``aura-2-tara-en`` or ``tara``), mapped like ever
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import uuid
 
 import orjson
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..engine import AudioChunk, Engine
-from ..exceptions import OrpheusError
+from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
-from ..ws.outbox import Outbox
-from .utterance import Sink, Utterance, dumps, flushed_out, send_from, stop_socket
+from ..policy import CLOSE_POLICY, close_code
+from ..transport.limits import SocketLimits
+from ..transport.outbox import Outbox
+from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
+from ..transport.utterance import Sink, Utterance, dumps
 from .voices import VoiceMap
 
-log = logging.getLogger("orpheus_ws.deepgram")
 ENCODINGS = {"linear16": "pcm_s16le", "mulaw": "mulaw", "alaw": "alaw"}
 
 
-class DeepgramSocket:
+class DeepgramSocket(SocketRoute):
     """The ASGI app of the route; each socket gets a :class:`DeepgramConnection`."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, registry: SocketRegistry) -> None:
         self.voices = VoiceMap(settings)
+        super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        websocket = WebSocket(scope, receive, send)
+    def connection(self, websocket: WebSocket, outbox: Outbox) -> DeepgramConnection:
         query = websocket.query_params
         model = query.get("model", "")
-        encoding = query.get("encoding", "linear16")
-        await websocket.accept()
-        try:
-            if encoding not in ENCODINGS:
-                raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
-            default_rate = 8000 if encoding in ("mulaw", "alaw") else 24000
-            fmt = AudioFormat(ENCODINGS[encoding], int(query.get("sample_rate", default_rate)))
-        except ValueError as exc:  # Deepgram answers a bad query with an error, then closes
-            await websocket.send_text(dumps({"type": "Error", "err_code": "INVALID_QUERY",
-                                              "err_msg": str(exc)}))
-            await websocket.close(1008, "invalid query")
-            return
-        voice = self.voices.deepgram(model)
-        engine: Engine = websocket.state.engine
-        await DeepgramConnection(websocket, engine, voice, fmt, model, self.settings).run()
+        return DeepgramConnection(websocket.state.engine, self.voices.deepgram(model),
+                                  query.get("encoding", "linear16"), query.get("sample_rate"),
+                                  model, outbox, self.limits)
+
+
+def _format(encoding: str, sample_rate: str | None) -> AudioFormat:
+    """The audio format a query asks for; a ConnectionFault naming what is wrong."""
+    if encoding not in ENCODINGS:
+        raise ConnectionFault("invalid_query", f"encoding must be one of {', '.join(ENCODINGS)}")
+    rate = 8000 if encoding in ("mulaw", "alaw") else 24000
+    if sample_rate is not None:
+        if not sample_rate.isdigit():
+            raise ConnectionFault("invalid_query", "sample_rate must be a whole number of Hz")
+        rate = int(sample_rate)
+    try:
+        return AudioFormat(ENCODINGS[encoding], rate)
+    except ValueError as exc:  # AudioFormat's own messages name the field and its values
+        raise ConnectionFault("invalid_query", str(exc)) from None
 
 
 class DeepgramConnection:
-    def __init__(self, websocket: WebSocket, engine: Engine, voice: str, fmt: AudioFormat,
-                 model: str, settings: Settings) -> None:
-        self.ws = websocket
+    """Deepgram's messages onto one utterance at a time, and its events back."""
+
+    route = "deepgram"
+    idle_timeout_s: float | None = None
+
+    def __init__(self, engine: Engine, voice: str, encoding: str, sample_rate: str | None,
+                 model: str, outbox: Outbox, limits: SocketLimits) -> None:
         self.engine = engine
         self.voice = voice
-        self.format = fmt
+        self.encoding = encoding
+        self.sample_rate = sample_rate
+        self.format = AudioFormat()
         self.model = model
-        self.settings = settings
-        self.outbox = Outbox(settings.ws_max_buffered_bytes)
+        self.outbox = outbox
+        self.limits = limits
         self.utterance: Utterance | None = None
         self.flushes = 0  # sequence ids handed out
         self.pending: list[int] = []  # flushes not yet answered
-        self.closing = False
+        self.closing = False  # Close came: the socket closes once what was said is sent
 
-    async def run(self) -> None:
+    # -- the runtime's adapter --------------------------------------------------------------
+
+    def opened(self) -> None:
+        self.format = _format(self.encoding, self.sample_rate)
         self.outbox.put(dumps({"type": "Metadata", "request_id": str(uuid.uuid4()),
                                "model_name": self.model or self.voice,
                                "model_version": "orpheus", "model_uuid": self.voice}))
-        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
-                                                 self.settings.ws_send_timeout))
-        try:
-            await self.receive_loop(sender)
-        finally:
-            await stop_socket(sender, self.utterance)
 
-    async def receive_loop(self, sender: asyncio.Future[None]) -> None:
-        while True:
-            try:
-                message = await self.ws.receive()
-            except WebSocketDisconnect:
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                self.warn("BINARY_NOT_ACCEPTED", "the server accepts only JSON messages")
-                continue
-            try:
-                data = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                self.warn("INVALID_JSON", "the message is not valid JSON")
-                continue
-            kind = data.get("type") if isinstance(data, dict) else None
-            if kind == "Speak" and isinstance(data.get("text"), str):
-                self.speak(data["text"])
+    async def received(self, text: str | None, data: bytes | None) -> None:
+        if self.closing:
+            return  # after Close, nothing more is taken
+        if text is None:
+            self.warn("BINARY_NOT_ACCEPTED", "the server accepts only JSON messages")
+            return
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.warn("INVALID_JSON", "the message is not valid JSON")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        try:
+            if kind == "Speak" and isinstance(message.get("text"), str):
+                self.speak(message["text"])
             elif kind == "Flush":
                 self.flush()
             elif kind == "Clear":
                 await self.clear()
             elif kind == "Close":
-                await self.close(sender)
-                return
+                self.close()
             else:
-                self.warn("UNKNOWN_MESSAGE", f"cannot act on a message of type {kind!r}")
+                self.warn("UNKNOWN_MESSAGE", "cannot act on a message of type "
+                          f"{str(kind)[:40]!r}")
+        except RequestError as exc:
+            self.warn(exc.code.upper(), str(exc))
+
+    def busy(self) -> bool:
+        return self.utterance is not None and self.utterance.generating
+
+    def refusal(self, fault: ConnectionFault) -> Refusal:
+        code = CLOSE_POLICY if fault.code == "invalid_query" else close_code(fault)
+        return Refusal(code, [dumps({"type": "Error", "err_code": fault.code.upper(),
+                                     "err_msg": str(fault), "description": str(fault)})])
+
+    async def stop(self) -> None:
+        if self.utterance is not None:
+            await self.utterance.cancel()
 
     # -- client messages --------------------------------------------------------------------
 
@@ -130,7 +142,7 @@ class DeepgramConnection:
             answers = _Answers(self)
             self.utterance = answers.owner = Utterance(self.engine, self.voice, self.format,
                                                        answers, self.outbox)
-        self.utterance.feed.push(text)
+        self.utterance.push(text, self.limits, self.utterance.held_chars)
 
     def flush(self) -> None:
         sequence, self.flushes = self.flushes, self.flushes + 1
@@ -151,21 +163,18 @@ class DeepgramConnection:
         self.pending.clear()
         self.outbox.put(dumps({"type": "Cleared", "sequence_id": self.flushes}))
 
-    async def close(self, sender: asyncio.Future[None]) -> None:
-        """Finishes what was said, sends it, then closes (unless the client leaves first)."""
-        utterance = self.utterance
-        if utterance is not None and utterance.busy:
-            utterance.feed.end()
-            if not await utterance.finish(self.ws, self.outbox, sender):
-                return
-        await flushed_out(self.outbox, sender)
-        with contextlib.suppress(Exception):
-            await self.ws.close(1000)
+    def close(self) -> None:
+        """Finishes what was said, sends it, then closes."""
+        self.closing = True
+        if self.utterance is not None and self.utterance.busy:
+            self.utterance.feed.end()  # the utterance's end closes the socket
+        else:
+            self.outbox.close(1000)
 
     # -- answers ----------------------------------------------------------------------------
 
     def answer(self, sequence: int) -> None:
-        with contextlib.suppress(ValueError):
+        if sequence in self.pending:
             self.pending.remove(sequence)
         self.outbox.put(dumps({"type": "Flushed", "sequence_id": sequence}))
 
@@ -188,7 +197,12 @@ class _Answers(Sink):
         if mark is not None:
             self.connection.answer(int(mark))
 
+    def finished(self) -> None:
+        if self.connection.closing and self.connection.utterance is self.owner:
+            self.connection.outbox.close(1000)
+
     def failed(self, error: OrpheusError) -> None:
         self.connection.warn(error.code.upper(), str(error))
         for sequence in list(self.connection.pending):
             self.connection.answer(sequence)
+        self.finished()

@@ -25,23 +25,25 @@ The alignment is estimated (``orpheus_ws.timings``): Orpheus gives none.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
+import math
 from typing import Any
 
 import orjson
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..engine import AudioChunk, Engine, SegmentFinished
-from ..exceptions import OrpheusError
+from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..outputs import parse_vendor_format
+from ..policy import CLOSE_POLICY, close_code
 from ..timings import SegmentTiming
-from ..ws.outbox import Outbox
-from .utterance import Sink, Utterance, dumps, flushed_out, send_from, stop_socket
+from ..transport.limits import SocketLimits
+from ..transport.outbox import Outbox
+from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
+from ..transport.utterance import Sink, Utterance, dumps
 from .voices import VoiceMap
 
 MAX_CONTEXTS = 5  # ElevenLabs' limit per socket
@@ -51,41 +53,49 @@ SINGLE = "__single__"  # the one context of /stream-input
 
 
 class ElevenLabsSocket:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, registry: SocketRegistry) -> None:
         self.voices = VoiceMap(settings)
+        self.limits = SocketLimits.from_settings(settings)
+        self.registry = registry
 
     def routes(self) -> list[WebSocketRoute]:
         base = "/v1/text-to-speech/{voice_id}"
-        return [WebSocketRoute(base + "/multi-stream-input", self.multi),
-                WebSocketRoute(base + "/stream-input", self.single)]
+        return [WebSocketRoute(base + "/multi-stream-input",
+                               SocketRoute(self.registry, self.limits, self.multi)),
+                WebSocketRoute(base + "/stream-input",
+                               SocketRoute(self.registry, self.limits, self.single))]
 
-    async def multi(self, websocket: WebSocket) -> None:
-        await self.serve(websocket, multi=True)
+    def multi(self, websocket: WebSocket, outbox: Outbox) -> ElevenLabsConnection:
+        return self.connection(websocket, outbox, multi=True)
 
-    async def single(self, websocket: WebSocket) -> None:
-        await self.serve(websocket, multi=False)
+    def single(self, websocket: WebSocket, outbox: Outbox) -> ElevenLabsConnection:
+        return self.connection(websocket, outbox, multi=False)
 
-    async def serve(self, websocket: WebSocket, *, multi: bool) -> None:
-        query = websocket.query_params
-        await websocket.accept()
-        try:
-            output = parse_vendor_format(query.get("output_format", "mp3_44100_128"))
-            fmt = AudioFormat(ENCODINGS.get(output.kind, output.kind), output.sample_rate)
-            inactivity = float(query.get("inactivity_timeout", INACTIVITY_S[0]))
-        except ValueError as exc:
-            await websocket.send_text(dumps({"error": "invalid_request", "message": str(exc),
-                                             "code": 1008}))
-            await websocket.close(1008, "invalid request")
-            return
+    def connection(self, websocket: WebSocket, outbox: Outbox, *,
+                   multi: bool) -> ElevenLabsConnection:
         voice = self.voices.lenient(websocket.path_params.get("voice_id", ""))
-        connection = _Connection(websocket, websocket.state.engine, self, voice, fmt,
-                                 output.bit_rate, multi=multi)
-        await connection.run(min(max(inactivity, 1.0), INACTIVITY_S[1]))
+        query = websocket.query_params
+        return ElevenLabsConnection(websocket.state.engine, self, outbox, voice,
+                                    query.get("output_format", "mp3_44100_128"),
+                                    query.get("inactivity_timeout"), multi=multi)
+
+
+def _inactivity(value: str | None) -> float:
+    """``inactivity_timeout`` in seconds: ElevenLabs' default, or a number up to its largest."""
+    if value is None:
+        return INACTIVITY_S[0]
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConnectionFault("invalid_request", "inactivity_timeout must be a number of "
+                              f"seconds up to {INACTIVITY_S[1]:g}")
+    return min(max(seconds, 1.0), INACTIVITY_S[1])
 
 
 class _Context(Sink):
-    def __init__(self, connection: _Connection, context_id: str) -> None:
+    def __init__(self, connection: ElevenLabsConnection, context_id: str) -> None:
         self.connection = connection
         self.id = context_id
         self.closing = False  # close_context came: speak to the end, then isFinal
@@ -128,60 +138,80 @@ class _Context(Sink):
         self.connection.close_context(self)
 
 
-class _Connection:
-    def __init__(self, websocket: WebSocket, engine: Engine, socket: ElevenLabsSocket,
-                 voice: str, fmt: AudioFormat, bit_rate: int | None, *, multi: bool) -> None:
-        self.ws = websocket
+class ElevenLabsConnection:
+    """ElevenLabs' contexts, each an utterance; their audio, alignment and ``isFinal``."""
+
+    route = "elevenlabs"
+
+    def __init__(self, engine: Engine, socket: ElevenLabsSocket, outbox: Outbox, voice: str,
+                 output_format: str, inactivity_timeout: str | None, *, multi: bool) -> None:
         self.engine = engine
         self.socket = socket
+        self.outbox = outbox
         self.voice = voice
-        self.format = fmt
-        self.bit_rate = bit_rate
+        self.output_format = output_format
+        self.inactivity_timeout = inactivity_timeout
+        self.format = AudioFormat()
+        self.bit_rate: int | None = None
+        self.idle_timeout_s: float | None = INACTIVITY_S[0]
         self.multi = multi
-        self.outbox = Outbox(socket.settings.ws_max_buffered_bytes)
         self.contexts: dict[str, _Context] = {}
-        self.done = asyncio.Event()  # /stream-input: its context is final
+        self.closing = False  # close_socket, or /stream-input's end: nothing more is taken
 
-    async def run(self, inactivity_s: float) -> None:
-        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
-                                                 self.socket.settings.ws_send_timeout))
+    # -- the runtime's adapter --------------------------------------------------------------
+
+    def opened(self) -> None:
         try:
-            while not sender.done():
-                try:
-                    async with asyncio.timeout(inactivity_s):
-                        message = await self.ws.receive()
-                except TimeoutError:
-                    if any(c.speaking for c in self.contexts.values()):
-                        continue
-                    await self.refuse(sender, "input_timeout_exceeded",
-                                      f"no message for {inactivity_s:g} seconds")
-                    return
-                if message["type"] == "websocket.disconnect":
-                    return
-                try:
-                    data = orjson.loads(message.get("text") or b"")
-                    if not isinstance(data, dict):
-                        raise ValueError("not an object")
-                except (orjson.JSONDecodeError, ValueError):
-                    await self.refuse(sender, "invalid_message",
-                                      "each message must be a JSON object")
-                    return
-                if not await self.handle(data, sender):
-                    return
-        except WebSocketDisconnect:
-            return
-        finally:
-            await stop_socket(sender, *(c.utterance for c in self.contexts.values()))
+            output = parse_vendor_format(self.output_format)
+            self.format = AudioFormat(ENCODINGS.get(output.kind, output.kind),
+                                      output.sample_rate)
+        except ValueError as exc:  # our own messages, naming output_format's values
+            raise ConnectionFault("invalid_request", str(exc)) from None
+        self.bit_rate = output.bit_rate
+        self.idle_timeout_s = _inactivity(self.inactivity_timeout)
 
-    async def handle(self, data: dict[str, Any], sender: asyncio.Future[None]) -> bool:
-        """Acts on one message; False once the socket is to close."""
+    async def received(self, text: str | None, data: bytes | None) -> None:
+        if self.closing:
+            return
+        try:
+            message = orjson.loads(text if text is not None else b"")
+        except orjson.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict):
+            raise ConnectionFault("invalid_message", "each message must be a JSON object")
+        try:
+            await self.handle(message)
+        except RequestError as exc:  # ElevenLabs closes on what it can't act on
+            raise ConnectionFault(exc.code, str(exc)) from None
+
+    def busy(self) -> bool:
+        return any(c.utterance is not None and c.utterance.generating
+                   for c in self.contexts.values())
+
+    def refusal(self, fault: ConnectionFault) -> Refusal:
+        """ElevenLabs' answer to a policy violation: the error, then close 1008."""
+        ours = fault.code in ("going_away", "internal_error", "slow_consumer")
+        code = close_code(fault) if ours else CLOSE_POLICY
+        error = {"idle_timeout": "input_timeout_exceeded"}.get(fault.code, fault.code)
+        return Refusal(code, [dumps({"error": error, "message": str(fault), "code": code})],
+                       reason=error)
+
+    async def stop(self) -> None:
+        for context in list(self.contexts.values()):
+            if context.utterance is not None:
+                await context.utterance.cancel()
+
+    # -- client messages --------------------------------------------------------------------
+
+    async def handle(self, data: dict[str, Any]) -> None:
         if data.get("close_socket") is True:
-            await self.close(sender)
-            return False
+            self.closing = True
+            self.outbox.close(1000)
+            return
         context_id = data.get("context_id", "default") if self.multi else SINGLE
         if not isinstance(context_id, str) or not context_id:
-            await self.refuse(sender, "invalid_message", "context_id must be a string")
-            return False
+            raise ConnectionFault("invalid_message", "context_id must be a string")
+        self.socket.limits.check_id(context_id, "context_id")
         context = self.contexts.get(context_id)
         text = data.get("text")
         if data.get("close_context") is True:
@@ -189,32 +219,29 @@ class _Connection:
                 await self.end_input(context)
             else:
                 self.outbox.put(dumps({"isFinal": True, "contextId": context_id}))
-            return True
+            return
         if text == "" and not self.multi:  # /stream-input: the end of the input
-            if context is None:
-                context = self.open(context_id)
-            await self.end_input(context)
-            await self.finish_single(sender)
-            return False
+            self.closing = True
+            await self.end_input(context or self.open(context_id))
+            return
         if text == "" and data.get("flush") is not True:
-            return True  # a keep-alive
+            return  # a keep-alive
         if text is not None and not isinstance(text, str):
-            await self.refuse(sender, "invalid_message", "text must be a string")
-            return False
+            raise ConnectionFault("invalid_message", "text must be a string")
         if context is None:
             if len(self.contexts) >= MAX_CONTEXTS:
-                await self.refuse(sender, "max_active_conversations",
-                                  f"more than {MAX_CONTEXTS} open contexts on one socket")
-                return False
+                raise ConnectionFault("max_active_conversations",
+                                      f"more than {MAX_CONTEXTS} open contexts on one socket")
             context = self.open(context_id)
         assert context.utterance is not None
         if context.closing:
-            return True  # its input has ended: text after close_context is dropped
+            return  # its input has ended: text after close_context is dropped
         if text:
-            context.utterance.feed.push(text)
+            held = sum(c.utterance.held_chars for c in self.contexts.values()
+                       if c.utterance is not None)
+            context.utterance.push(text, self.socket.limits, held, context_id=context_id)
         if data.get("flush") is True or data.get("try_trigger_generation") is True:
             context.utterance.feed.flush(None)
-        return True
 
     def open(self, context_id: str) -> _Context:
         context = _Context(self, context_id)
@@ -240,33 +267,5 @@ class _Connection:
         if self.contexts.pop(context.id, None) is None:
             return
         context.send({"isFinal": True})
-        if not self.multi:
-            self.done.set()
-
-    async def finish_single(self, sender: asyncio.Future[None]) -> None:
-        """/stream-input after its end of input: the audio, ``isFinal``, then close."""
-        listener = asyncio.ensure_future(self.ws.receive())
-        final = asyncio.ensure_future(self.done.wait())
-        try:
-            await asyncio.wait({final, listener}, return_when=asyncio.FIRST_COMPLETED)
-            if not listener.done():  # else the client left (or spoke) first
-                await self.close(sender)
-        finally:
-            listener.cancel()
-            final.cancel()
-
-    async def close(self, sender: asyncio.Future[None]) -> None:
-        """Sends what is queued, then closes the socket normally."""
-        await flushed_out(self.outbox, sender)
-        with contextlib.suppress(Exception):
-            await self.ws.close(1000)
-
-    async def refuse(self, sender: asyncio.Future[None], error: str, message: str) -> None:
-        """ElevenLabs' answer to a policy violation: the error, then close 1008."""
-        for context in self.contexts.values():
-            if context.utterance is not None:
-                self.outbox.purge(context.utterance)
-        self.outbox.put(dumps({"error": error, "message": message, "code": 1008}))
-        await flushed_out(self.outbox, sender)
-        with contextlib.suppress(Exception):
-            await self.ws.close(1008, error)
+        if not self.multi:  # /stream-input: the audio, isFinal, then the close
+            self.outbox.close(1000)

@@ -33,17 +33,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import Settings
-from ..exceptions import (
-    BackendError,
-    BackendUnavailable,
-    OrpheusError,
-    Overloaded,
-    RateLimited,
-    ValidationError,
-)
-from ..http.glue import DisconnectAwareStream, engine_of
+from ..exceptions import OrpheusError, ValidationError
 from ..outputs import OutputFormat
 from ..params import MAX_TEXT_CHARS
+from ..policy import decide
+from ..transport.http_glue import DisconnectAwareStream, engine_of
 from ..vocabulary import TOKENS_PER_FRAME
 from .speech import Tally, audio_pieces, first_piece, speech_response
 from .voices import VoiceMap
@@ -66,31 +60,27 @@ class OpenAIError(Exception):
     """An error answered in OpenAI's shape, ``{"error": {message, type, param, code}}``."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None,
-                 code: str | None = None, kind: str = "invalid_request_error") -> None:
+                 code: str | None = None, kind: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = \
             status, message, param, code, kind
+        self.headers = headers or {}
 
     def response(self, request_id: str) -> JSONResponse:
         body = {"error": {"message": self.message, "type": self.kind, "param": self.param,
                           "code": self.code}}
-        headers = {"x-request-id": request_id}
-        if self.status in (429, 503):
-            headers["Retry-After"] = "2"
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(body, status_code=self.status,
+                            headers={"x-request-id": request_id, **self.headers})
 
 
-def openai_error(exc: OrpheusError) -> OpenAIError:
-    """Our exceptions in OpenAI's vocabulary and statuses (the SDK maps them to its classes)."""
-    if isinstance(exc, ValidationError):
-        return OpenAIError(400, str(exc), param=exc.field, code=exc.code)
-    if isinstance(exc, RateLimited):
-        return OpenAIError(429, str(exc), code=exc.code, kind="rate_limit_exceeded")
-    if isinstance(exc, BackendUnavailable | Overloaded):
-        return OpenAIError(503, str(exc), code=exc.code, kind="server_error")
-    if isinstance(exc, BackendError):
-        return OpenAIError(502, str(exc), code=exc.code, kind="server_error")
-    return OpenAIError(500, str(exc), code=exc.code, kind="server_error")
+def openai_error(exc: BaseException) -> OpenAIError:
+    """The policy's decision in OpenAI's vocabulary (the SDK maps statuses to its classes)."""
+    decision = decide(exc, vendor=True)
+    kind = ("rate_limit_exceeded" if decision.status == 429 else
+            "server_error" if decision.status >= 500 else "invalid_request_error")
+    return OpenAIError(decision.status, decision.message, param=decision.field,
+                       code=decision.code, kind=kind, headers=decision.headers)
 
 
 class OpenAISpeech:

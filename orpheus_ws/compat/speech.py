@@ -16,17 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import AudioChunk, Engine
-from ..exceptions import (
-    BackendUnavailable,
-    OrpheusError,
-    Overloaded,
-    RateLimited,
-    RequestError,
-    ValidationError,
-)
-from ..http.glue import DisconnectAwareStream, engine_of, until_disconnect
+from ..exceptions import OrpheusError, ValidationError
 from ..outputs import AudioOutput, OutputFormat
 from ..params import DEFAULTS, SamplingParams
+from ..transport.http_glue import DisconnectAwareStream, engine_of, until_disconnect
 
 log = logging.getLogger("orpheus_ws.compat")
 
@@ -36,23 +29,6 @@ class Tally:
     """What one request generated (frames), for the vendors that report usage."""
 
     frames: int = 0
-
-
-def status_of(exc: OrpheusError) -> int:
-    """A vendor route's status for a failure: 400 for the request, 429 for a key over its
-    share, 503 for a full server or a backend that is down (worth a retry), 502 for a backend
-    that failed."""
-    if isinstance(exc, RequestError):
-        return 400
-    if isinstance(exc, Overloaded):
-        return 429 if isinstance(exc, RateLimited) else 503
-    return 503 if isinstance(exc, BackendUnavailable) else 502
-
-
-def retry_after(exc: OrpheusError) -> dict[str, str]:
-    if isinstance(exc, Overloaded):
-        return {"Retry-After": str(exc.retry_after_s)}
-    return {"Retry-After": "2"} if isinstance(exc, BackendUnavailable) else {}
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -17,45 +17,48 @@ whose mark is the item's id.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..engine import AudioChunk, Engine
-from ..exceptions import OrpheusError
+from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
-from ..ws.outbox import Outbox
-from .utterance import Sink, Utterance, dumps, send_from, stop_socket
+from ..policy import close_code
+from ..transport.limits import SocketLimits
+from ..transport.outbox import Outbox
+from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
+from ..transport.utterance import Sink, Utterance, dumps
 from .voices import VoiceMap
 
 
-class TogetherSocket:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+class TogetherSocket(SocketRoute):
+    def __init__(self, settings: Settings, registry: SocketRegistry) -> None:
         self.voices = VoiceMap(settings)
+        super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
-    async def endpoint(self, websocket: WebSocket) -> None:
-        engine: Engine = websocket.state.engine
-        await websocket.accept()
-        connection = _Connection(websocket, engine, self,
-                                 self.voices.lenient(websocket.query_params.get("voice", "")))
-        await connection.run()
+    def connection(self, websocket: WebSocket, outbox: Outbox) -> TogetherConnection:
+        return TogetherConnection(websocket.state.engine, self, outbox,
+                                  self.voices.lenient(websocket.query_params.get("voice", "")))
 
 
-class _Connection:
-    def __init__(self, websocket: WebSocket, engine: Engine, socket: TogetherSocket,
+class TogetherConnection:
+    """Together's events onto one utterance whose flushes are the committed items."""
+
+    route = "together"
+    idle_timeout_s: float | None = None
+
+    def __init__(self, engine: Engine, socket: TogetherSocket, outbox: Outbox,
                  voice: str) -> None:
-        self.ws = websocket
         self.engine = engine
         self.socket = socket
         self.voice = voice
         self.session_id = "sess_" + uuid.uuid4().hex[:16]
-        self.outbox = Outbox(socket.settings.ws_max_buffered_bytes)
+        self.outbox = outbox
         self.utterance: Utterance | None = None
         self.buffer = ""
         self.items: list[str] = []  # committed, not yet done, in order
@@ -63,23 +66,37 @@ class _Connection:
     def session(self) -> dict[str, Any]:
         return {"id": self.session_id, "voice": self.voice}
 
-    async def run(self) -> None:
+    # -- the runtime's adapter --------------------------------------------------------------
+
+    def opened(self) -> None:
         self.outbox.put(dumps({"type": "session.created", "session": self.session()}))
-        sender = asyncio.ensure_future(send_from(self.outbox, self.ws,
-                                                 self.socket.settings.ws_send_timeout))
-        try:
-            while True:
-                text = await self.ws.receive_text()
-                try:
-                    message = orjson.loads(text)
-                except orjson.JSONDecodeError:
-                    self.error("invalid_json", "the message is not valid JSON")
-                    continue
-                await self.handle(message if isinstance(message, dict) else {})
-        except (WebSocketDisconnect, KeyError, RuntimeError):
+
+    async def received(self, text: str | None, data: bytes | None) -> None:
+        if text is None:
+            self.error("binary_not_accepted", "the server accepts only JSON events")
             return
-        finally:
-            await stop_socket(sender, self.utterance)
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.error("invalid_json", "the message is not valid JSON")
+            return
+        try:
+            await self.handle(message if isinstance(message, dict) else {})
+        except RequestError as exc:
+            self.error(exc.code, str(exc))
+
+    def busy(self) -> bool:
+        return self.utterance is not None and self.utterance.generating
+
+    def refusal(self, fault: ConnectionFault) -> Refusal:
+        return Refusal(close_code(fault), [dumps({"type": "error", "error": {
+            "code": fault.code, "message": str(fault)}})])
+
+    async def stop(self) -> None:
+        if self.utterance is not None:
+            await self.utterance.cancel()
+
+    # -- client events ----------------------------------------------------------------------
 
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -90,13 +107,17 @@ class _Connection:
                 self.voice = self.socket.voices.lenient(voice)
             self.outbox.put(dumps({"type": "session.updated", "session": self.session()}))
         elif kind == "input_text_buffer.append" and isinstance(message.get("text"), str):
-            self.buffer += message["text"]
+            text = message["text"]
+            held = self.utterance.held_chars if self.utterance is not None else 0
+            self.socket.limits.check_text(len(text), len(self.buffer) + held,
+                                          len(self.buffer) + held)
+            self.buffer += text
         elif kind == "input_text_buffer.commit":
             self.commit()
         elif kind == "input_text_buffer.clear":
             await self.clear()
         else:
-            self.error("unknown_event", f"cannot act on an event of type {kind!r}")
+            self.error("unknown_event", f"cannot act on an event of type {str(kind)[:40]!r}")
 
     def commit(self) -> None:
         text, self.buffer = self.buffer, ""
@@ -110,7 +131,7 @@ class _Connection:
         self.items.append(item)
         self.outbox.put(dumps({"type": "conversation.item.input_text.received",
                                "item_id": item, "text": text}))
-        self.utterance.feed.push(text)
+        self.utterance.feed.push(text)  # counted against the limits as it was appended
         self.utterance.feed.flush(item)
 
     async def clear(self) -> None:
@@ -126,7 +147,7 @@ class _Connection:
 
 
 class _Answers(Sink):
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: TogetherConnection) -> None:
         self.connection = connection
         self.owner: object | None = None
 

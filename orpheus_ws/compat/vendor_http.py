@@ -27,9 +27,10 @@ from starlette.routing import Route
 
 from .. import params as fields
 from ..config import Settings
-from ..exceptions import OrpheusError, RequestError, ValidationError
+from ..exceptions import RequestError, ValidationError
 from ..outputs import OutputFormat, parse_vendor_format
-from .speech import json_body, retry_after, speech_response, status_of
+from ..policy import decide
+from .speech import json_body, speech_response
 from .voices import VoiceMap
 
 DEEPGRAM_ENCODINGS = {"linear16": "pcm", "mulaw": "mulaw", "alaw": "alaw", "mp3": "mp3",
@@ -51,9 +52,10 @@ class VendorHttp:
     # -- Deepgram ---------------------------------------------------------------------------
 
     @staticmethod
-    def deepgram_error(exc: OrpheusError) -> Response:
-        return JSONResponse({"err_code": exc.code.upper(), "err_msg": str(exc)},
-                            status_code=status_of(exc), headers=retry_after(exc))
+    def deepgram_error(exc: BaseException) -> Response:
+        decision = decide(exc, vendor=True)
+        return JSONResponse({"err_code": decision.code.upper(), "err_msg": decision.message},
+                            status_code=decision.status, headers=decision.headers)
 
     async def deepgram(self, request: Request) -> Response:
         query = request.query_params
@@ -77,10 +79,11 @@ class VendorHttp:
     # -- ElevenLabs -------------------------------------------------------------------------
 
     @staticmethod
-    def elevenlabs_error(exc: OrpheusError) -> Response:
-        status = "invalid_request" if isinstance(exc, RequestError) else exc.code
-        return JSONResponse({"detail": {"status": status, "message": str(exc)}},
-                            status_code=status_of(exc), headers=retry_after(exc))
+    def elevenlabs_error(exc: BaseException) -> Response:
+        decision = decide(exc, vendor=True)
+        status = "invalid_request" if isinstance(exc, RequestError) else decision.code
+        return JSONResponse({"detail": {"status": status, "message": decision.message}},
+                            status_code=decision.status, headers=decision.headers)
 
     async def elevenlabs(self, request: Request) -> Response:
         try:
@@ -98,9 +101,10 @@ class VendorHttp:
     # -- Cartesia ---------------------------------------------------------------------------
 
     @staticmethod
-    def cartesia_error(exc: OrpheusError) -> Response:
-        return JSONResponse({"error": str(exc), "code": exc.code}, status_code=status_of(exc),
-                            headers=retry_after(exc))
+    def cartesia_error(exc: BaseException) -> Response:
+        decision = decide(exc, vendor=True)
+        return JSONResponse({"error": decision.message, "code": decision.code},
+                            status_code=decision.status, headers=decision.headers)
 
     async def cartesia(self, request: Request) -> Response:
         try:
@@ -112,14 +116,15 @@ class VendorHttp:
             container = spec.get("container", "raw")
             if container == "mp3":
                 kind = "mp3"
-            elif spec.get("encoding", "pcm_s16le") in CARTESIA_ENCODINGS:
-                kind = CARTESIA_ENCODINGS[spec.get("encoding", "pcm_s16le")]
+            elif isinstance(encoding := spec.get("encoding", "pcm_s16le"), str) \
+                    and encoding in CARTESIA_ENCODINGS:
+                kind = CARTESIA_ENCODINGS[encoding]
                 if container == "wav" and kind == "pcm":
                     kind = "wav"
             else:
                 raise ValidationError("output_format.encoding",
                                       f"must be one of {', '.join(CARTESIA_ENCODINGS)}")
-            fmt = _format(kind, str(spec.get("sample_rate", 24000)), spec.get("bit_rate"),
+            fmt = _format(kind, spec.get("sample_rate", 24000), spec.get("bit_rate"),
                           "output_format.sample_rate")
             voice_spec = data.get("voice") or {}
             voice_id = voice_spec.get("id", "") if isinstance(voice_spec, dict) else ""
@@ -129,8 +134,20 @@ class VendorHttp:
         return await speech_response(request, text, voice, fmt, error=self.cartesia_error)
 
 
-def _format(kind: str, rate: str, bit_rate: Any, field: str) -> OutputFormat:
+def _whole(value: Any, field: str) -> int:
+    """A whole number from a query string or JSON, or a ValidationError naming ``field``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ValidationError(field, "must be a whole number")
+
+
+def _format(kind: str, rate: Any, bit_rate: Any, field: str) -> OutputFormat:
+    rate = _whole(rate, field)
+    bits = _whole(bit_rate, "bit_rate") if bit_rate not in (None, "") else None
     try:
-        return OutputFormat(kind, int(rate), int(bit_rate) if bit_rate else None)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(field, str(exc)) from None
+        return OutputFormat(kind, rate, bits)
+    except ValueError as exc:  # OutputFormat's own messages: the values it takes
+        raise ValidationError("bit_rate" if "bit rate" in str(exc) else field,
+                              str(exc)) from None

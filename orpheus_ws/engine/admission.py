@@ -1,6 +1,10 @@
 """Who may start a generation now (an utterance: a context, a request, a vendor turn), and
 who must come back later. No I/O.
 
+An utterance holds a generation slot while it has audio to generate or deliver; one that sits
+quiet, waiting for more text, gives its slot back and asks again (and may be refused) when
+more text comes (``Engine.synthesize``).
+
 - A server-wide cap on utterances generating at once; past it an utterance waits in a bounded
   queue, for a bounded time, then is refused (``Overloaded``: HTTP 503, WS ``server_busy``).
 - A per-key cap (``RateLimited``: HTTP 429, WS ``rate_limited``), never queued.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
@@ -29,6 +33,10 @@ current_route: ContextVar[str] = ContextVar("orpheus_route", default="other")
 
 
 class Admission:
+    """Generation slots: ``acquire`` takes one for an utterance (or raises what refuses it),
+    ``release`` gives it back. An utterance holds one while it has audio to generate or
+    deliver, and gives it back while it is quiet (``Engine.synthesize``)."""
+
     def __init__(self, *, max_generations: int = 0, per_key: int = 0, max_queued: int = 0,
                  queue_timeout_s: float = 5.0,
                  over_capacity: Callable[[int], str | None] | None = None) -> None:
@@ -39,11 +47,11 @@ class Admission:
         self.max_queued = max_queued
         self.queue_timeout_s = queue_timeout_s
         self.over_capacity = over_capacity
-        self.running = 0
+        self.running = 0  # slots held
         self.queued = 0
         self.by_key: Counter[str] = Counter()
         self.draining = False
-        self._room = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()  # the queue, first come first
 
     def _full(self) -> bool:
         return bool(self.max_generations) and self.running >= self.max_generations
@@ -58,9 +66,9 @@ class Admission:
         self.queued += 1
         GENERATIONS_QUEUED.inc()
         try:
-            async with self._room:
-                async with asyncio.timeout(self.queue_timeout_s):
-                    await self._room.wait_for(lambda: not self._full())
+            async with asyncio.timeout(self.queue_timeout_s):
+                while self._full():
+                    await self._wait_for_release()
         except TimeoutError:
             raise Overloaded(f"no generation slot freed within {self.queue_timeout_s:g} s; "
                              f"try again in {RETRY_AFTER_S} s", RETRY_AFTER_S) from None
@@ -68,10 +76,31 @@ class Admission:
             self.queued -= 1
             GENERATIONS_QUEUED.dec()
 
-    @contextlib.asynccontextmanager
-    async def enter(self, key: str | None = None) -> AsyncIterator[None]:
-        """Holds one generation's place for the block; raises what refuses it."""
-        if self.draining:
+    async def _wait_for_release(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # woken, but leaving: wake the next
+                self._wake_one()
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def acquire(self, key: str | None = None, *, returning: bool = False) -> None:
+        """Takes one generation slot for ``key`` (waiting in the queue if the server is full);
+        raises what refuses it. ``returning``: an utterance admitted before, back with more
+        to say, which a drain lets finish (only new utterances are refused then)."""
+        if self.draining and not returning:
             raise Draining("the server is shutting down; try another", RETRY_AFTER_S)
         if key is not None and self.per_key and self.by_key[key] >= self.per_key:
             raise RateLimited(f"this API key has {self.by_key[key]} generations running, "
@@ -85,13 +114,21 @@ class Admission:
         self.running += 1
         if key is not None:
             self.by_key[key] += 1
+
+    def release(self, key: str | None = None) -> None:
+        """Gives back a slot ``acquire(key)`` took; the first in the queue may take it."""
+        self.running -= 1
+        if key is not None:
+            self.by_key[key] -= 1
+            if not self.by_key[key]:
+                del self.by_key[key]
+        self._wake_one()
+
+    @contextlib.asynccontextmanager
+    async def enter(self, key: str | None = None) -> AsyncIterator[None]:
+        """Holds one generation slot for the block; raises what refuses it."""
+        await self.acquire(key)
         try:
             yield
         finally:
-            self.running -= 1
-            if key is not None:
-                self.by_key[key] -= 1
-                if not self.by_key[key]:
-                    del self.by_key[key]
-            async with self._room:
-                self._room.notify(1)
+            self.release(key)

@@ -6,6 +6,10 @@ strictly in order (and ``Flushed`` where a ``TextFeed`` was flushed).
 While segment n is being delivered, up to ``lookahead`` later segments already generate (on
 llama-server's parallel slots), so there is no gap between sentences. Closing the iterator
 (``aclose()``, or cancelling the task that drives it) aborts every generation it started.
+
+An utterance holds a generation slot (``admission.py``) only while it has a segment to generate
+or deliver: one that sits quiet, everything said and its source waiting for more text (a
+socket between sentences), gives the slot back, and asks again when more text comes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import Any
 
 import numpy as np
@@ -75,13 +79,47 @@ async def _take(queue: asyncio.Queue[Any]) -> Any:
 Segments = AsyncIterable[str] | Iterable[str] | TextFeed
 
 
-async def _aiter(segments: Segments) -> AsyncIterator[str | FlushMark]:
+async def _aiter(segments: Segments) -> AsyncGenerator[str | FlushMark, None]:
     if isinstance(segments, AsyncIterable):
         async for segment in segments:
             yield segment
     else:
         for segment in segments:
             yield segment
+
+
+class _Slot:
+    """An utterance's generation slot, for the caller that opened it: taken when it has a
+    segment to generate, given back when it goes quiet, taken again (or refused) when it has
+    more to say."""
+
+    def __init__(self, engine: Engine, key: str | None) -> None:
+        self._engine = engine
+        self._key = key
+        self.held = False
+        self.opened_at = 0.0  # when first taken: the utterance's start
+
+    async def take(self) -> None:
+        if self.held:
+            return
+        await self._engine.admission.acquire(self._key, returning=bool(self.opened_at))
+        self.held = True
+        self._engine.utterances += 1
+        if not self.opened_at:
+            self.opened_at = time.monotonic()
+            CONTEXTS_OPEN.inc()
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._engine.utterances -= 1
+            self._engine.admission.release(self._key)
+
+    def close(self) -> None:
+        """The utterance is over."""
+        self.give_back()
+        if self.opened_at:
+            CONTEXTS_OPEN.dec()
 
 
 class Engine:
@@ -99,7 +137,9 @@ class Engine:
     ) -> None:
         self.llm = llm if isinstance(llm, BackendPool) else BackendPool([llm])
         self.admission = admission or Admission()
-        self.utterances = 0  # being synthesized now (admitted)
+        # Utterances holding a generation slot now: generating or delivering, not quiet (what
+        # a drain waits for). CONTEXTS_OPEN counts those admitted and not over, quiet or not.
+        self.utterances = 0
         self.decoder = decoder
         self.voices = voices
         self.tuning = tuning
@@ -180,54 +220,60 @@ class Engine:
         clock: PlayoutClock | None = None,
         first_index: int = 0,
     ) -> AsyncGenerator[SynthesisEvent, None]:
-        """Ordered events for each segment, once admitted (``admission.py``: the caller is
-        ``current_key``); raises the first segment's OrpheusError, or why it was refused."""
+        """Ordered events for each segment. A generation slot (``admission.py``) is taken for
+        the caller (``current_key`` where iteration starts) whenever the utterance has a
+        segment to generate, and given back whenever it goes quiet: every segment so far
+        delivered, the source waiting for text. Raises a segment's OrpheusError, or why a
+        slot was refused (before any event, where the first segment's is)."""
         self.check_voice(voice)
         route = current_route.get()
+        slot = _Slot(self, current_key.get())  # the same caller for every slot it takes
+        # first audio and generation time count from the first slot, not from the wait for it
+        samples, first_audio_at, last_audio_at = 0, 0.0, 0.0
         try:
-            async with self.admission.enter(current_key.get()):
-                self.utterances += 1
-                CONTEXTS_OPEN.inc()
-                started, first, samples = time.monotonic(), False, 0
-                try:
-                    async with contextlib.aclosing(self._synthesize(
-                            segments, voice=voice, params=params, clock=clock,
-                            first_index=first_index)) as events:
-                        async for event in events:
-                            if isinstance(event, AudioChunk):
-                                samples += event.samples
-                                if not first:
-                                    first = True
-                                    TIME_TO_FIRST_AUDIO.labels(route).observe(
-                                        time.monotonic() - started)
-                            yield event
-                    GENERATION_TIME.labels(route).observe(time.monotonic() - started)
-                finally:
-                    self.utterances -= 1
-                    CONTEXTS_OPEN.dec()
-                    AUDIO_SECONDS.labels(route).inc(samples / SAMPLE_RATE)
+            async with contextlib.aclosing(self._synthesize(
+                    segments, slot, voice=voice, params=params, clock=clock,
+                    first_index=first_index)) as events:
+                async for event in events:
+                    if isinstance(event, AudioChunk):
+                        samples += event.samples
+                        last_audio_at = time.monotonic()
+                        if not first_audio_at:
+                            first_audio_at = last_audio_at
+                            TIME_TO_FIRST_AUDIO.labels(route).observe(
+                                first_audio_at - slot.opened_at)
+                    yield event
+            if slot.opened_at:
+                GENERATION_TIME.labels(route).observe(
+                    (last_audio_at or time.monotonic()) - slot.opened_at)
         except BackendError as exc:
             BACKEND_ERRORS.labels(exc.code).inc()
             raise
         except Overloaded as exc:
             OVERLOAD_REFUSALS.labels(exc.code).inc()
             raise
+        finally:
+            slot.close()
+            AUDIO_SECONDS.labels(route).inc(samples / SAMPLE_RATE)
 
     async def _synthesize(
         self,
         segments: Segments,
+        slot: _Slot,
         *,
         voice: str,
         params: SamplingParams,
         clock: PlayoutClock | None = None,
         first_index: int = 0,
     ) -> AsyncGenerator[SynthesisEvent, None]:
-        """The events of ``synthesize``, without admission (the voice checked there)."""
+        """The events of ``synthesize`` (the voice checked there); segments generate while
+        ``slot`` is held."""
         loop = asyncio.get_running_loop()
         order: asyncio.Queue[Any] = asyncio.Queue()
         fed = [first_index]  # index of the next segment the feeder will queue
-        slots = asyncio.Semaphore(self.lookahead + 1)
+        ahead = asyncio.Semaphore(self.lookahead + 1)  # segments generating or delivering
         tasks: set[asyncio.Task[None]] = set()
+        waiting_for_text = False  # the feeder waits on the source: nothing is ready
 
         async def run(index: int, text: str, out: asyncio.Queue[Any],
                       current: asyncio.Event | None) -> None:
@@ -247,25 +293,38 @@ class Engine:
                 self.in_flight -= 1
                 GENERATIONS_IN_FLIGHT.dec()
 
+        def start(index: int, text: str) -> None:
+            out: asyncio.Queue[Any] = asyncio.Queue()
+            # A listener in real time: decode a segment once its turn comes.
+            current = asyncio.Event() if clock is not None else None
+            tasks.add(loop.create_task(run(index, text, out, current),
+                                       name=f"segment-{index}"))
+            # the segment starts when its generation does, not when its turn comes
+            order.put_nowait((index, text, out, time.monotonic(), current))
+
         async def feed() -> None:
+            nonlocal waiting_for_text
             index = first_index
             try:
-                async for text in _aiter(segments):
-                    if isinstance(text, FlushMark):  # in order, after the segments before it
-                        order.put_nowait(text)
-                        continue
-                    await slots.acquire()
-                    out: asyncio.Queue[Any] = asyncio.Queue()
-                    # A listener in real time: decode a segment once its turn comes.
-                    current = asyncio.Event() if clock is not None else None
-                    tasks.add(loop.create_task(run(index, text, out, current),
-                                               name=f"segment-{index}"))
-                    # the segment starts when its generation does, not when its turn comes
-                    order.put_nowait((index, text, out, time.monotonic(), current))
-                    index += 1
-                    fed[0] = index
+                async with contextlib.aclosing(_aiter(segments)) as source:
+                    while True:
+                        waiting_for_text = True
+                        try:
+                            text = await anext(source)
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            waiting_for_text = False
+                        if isinstance(text, FlushMark):  # in order, after the segments before
+                            order.put_nowait(text)
+                            continue
+                        await ahead.acquire()
+                        await slot.take()  # quiet until now: admitted again, or refused
+                        start(index, text)
+                        index += 1
+                        fed[0] = index
                 order.put_nowait(_END)
-            except Exception as exc:  # the segment source failed: end the stream with it
+            except Exception as exc:  # the source failed, or a slot was refused: the end
                 order.put_nowait(exc)
 
         feeder = loop.create_task(feed(), name="segment-feed")
@@ -301,10 +360,15 @@ class Engine:
                     segments.delivered(index + 1 - first_index)
                 yield SegmentFinished(index, text, frames, samples, started, first_audio,
                                       time.monotonic())
-                slots.release()
+                ahead.release()
+                if waiting_for_text and fed[0] == index + 1:  # quiet: all said, none ready
+                    slot.give_back()
         finally:
             feeder.cancel()
             for task in tasks:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(feeder, *tasks, return_exceptions=True)
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.gather(feeder, *tasks, return_exceptions=True)
+            finally:
+                slot.give_back()  # once every generation has stopped

@@ -39,6 +39,9 @@ class TextFeed:
         self._ready: deque[str | FlushMark] = deque()
         self._ended = False
         self._delivered = 0
+        # Lengths of the segments released and not yet delivered, and their sum.
+        self._undelivered: deque[int] = deque()
+        self._undelivered_chars = 0
         self._changed = asyncio.Event()
         self._last_text_at = time.monotonic()
 
@@ -46,6 +49,11 @@ class TextFeed:
     def busy(self) -> bool:
         """Text or audio still to deliver: released segments not yet delivered, or ready."""
         return bool(self._ready) or self._delivered < self._segmenter.released
+
+    @property
+    def held_chars(self) -> int:
+        """Text pushed and not yet spoken: buffered, ready, or being generated."""
+        return self._segmenter.buffered_chars + self._undelivered_chars
 
     @property
     def ended(self) -> bool:
@@ -70,11 +78,16 @@ class TextFeed:
 
     def delivered(self, segments: int) -> None:
         """The engine has delivered the first ``segments`` segments in full."""
+        for _ in range(segments - self._delivered):
+            if self._undelivered:
+                self._undelivered_chars -= self._undelivered.popleft()
         self._delivered = segments
         self._changed.set()
 
     def _release(self, segments: list[str]) -> None:
         self._ready.extend(segments)
+        self._undelivered.extend(map(len, segments))
+        self._undelivered_chars += sum(map(len, segments))
         self._changed.set()
 
     async def __aiter__(self) -> AsyncIterator[str | FlushMark]:

@@ -23,6 +23,8 @@ ABBREVIATIONS = frozenset({
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd",
     "approx", "dept", "fig", "mt", "u.s", "a.m", "p.m",
 })
+# Enough look-back to see any abbreviation above with an opening bracket or quotes before it.
+_LONGEST_ABBREVIATION = max(map(len, ABBREVIATIONS)) + 4
 
 
 def _sentence_ends(text: str) -> list[int]:
@@ -30,7 +32,9 @@ def _sentence_ends(text: str) -> list[int]:
     ends = []
     for match in _SENTENCE_END.finditer(text):
         if match.group().startswith(".") and match.group().count(".") == 1:
-            word = text[: match.start()].rsplit(None, 1)[-1:] or [""]
+            # The word before the period, from a bounded look-back (linear in the text).
+            before = text[max(0, match.start() - _LONGEST_ABBREVIATION): match.start()]
+            word = before.rsplit(None, 1)[-1:] or [""]
             if word[0].lower().lstrip("(\"'") in ABBREVIATIONS:
                 continue
         ends.append(match.end())
@@ -56,15 +60,21 @@ def _budget_cut(text: str, max_chars: int) -> int:
 
 
 def _cut_long(text: str, max_chars: int) -> list[str]:
-    """Cuts text longer than max_chars at clause ends, else at spaces, else hard."""
+    """Cuts text longer than max_chars at clause ends, else at spaces, else hard; each cut
+    looks only at the next ``max_chars`` characters, so the work is linear in the text."""
     pieces: list[str] = []
     rest = text.strip()
-    while len(rest) > max_chars:
-        cut = _budget_cut(rest, max_chars)
-        pieces.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
-    if rest:
-        pieces.append(rest)
+    start = 0
+    while len(rest) - start > max_chars:
+        window = rest[start: start + max_chars + 1]
+        cut = _budget_cut(window, max_chars)
+        pieces.append(window[:cut].strip())
+        start += cut
+        while start < len(rest) and rest[start].isspace():
+            start += 1
+    tail = rest[start:]
+    if tail:
+        pieces.append(tail)
     return [p for p in pieces if p]
 
 
@@ -109,36 +119,51 @@ class SegmenterConfig:
 
 
 class IncrementalSegmenter:
-    """Gathers text pieces and releases segments whose end is certain."""
+    """Gathers text pieces and releases segments whose end is certain.
+
+    Linear in the text it is given: the buffer is read from a moving start (``_start``) and
+    each cut looks at no more than the next ``max_chars + 2`` characters; what is released is
+    dropped from the buffer only once it is more than half of it, so no push copies more than
+    a constant times what it added.
+    """
 
     def __init__(self, config: SegmenterConfig) -> None:
         self.config = config
         self._buffer = ""
+        self._start = 0  # where the unreleased text begins in _buffer
         self._cuts = 0
         self.released = 0
 
     @property
     def buffered(self) -> str:
-        return self._buffer
+        return self._buffer[self._start:]
+
+    @property
+    def buffered_chars(self) -> int:
+        """How much text is held, not yet released (without copying it)."""
+        return len(self._buffer) - self._start
 
     def push(self, piece: str) -> list[str]:
         """Adds a piece; returns the segments now ready, in order."""
         if self.config.mode == "none":
             return self._release(_cut_long(piece, self.config.max_chars))
+        if self._start > len(self._buffer) // 2:
+            self._buffer, self._start = self._buffer[self._start:], 0
         self._buffer += piece
         out: list[str] = []
         while True:
             cut = self._next_cut()
             if cut is None:
                 break
-            segment, self._buffer = self._buffer[:cut], self._buffer[cut:]
+            segment = self._buffer[self._start: self._start + cut]
+            self._start += cut
             self._cuts += 1
             out.extend(_cut_long(segment, self.config.max_chars))
         return self._release(out)
 
     def flush(self) -> list[str]:
         """Releases everything buffered, whatever its end."""
-        segment, self._buffer = self._buffer, ""
+        segment, self._buffer, self._start = self._buffer[self._start:], "", 0
         if segment.strip():
             self._cuts += 1
         return self._release(_cut_long(segment, self.config.max_chars))
@@ -151,8 +176,8 @@ class IncrementalSegmenter:
     def _next_cut(self) -> int | None:
         """The earliest certain cut; the rules see only text whose end is known, so the cuts
         are the same however the text was split into pieces."""
-        text = self._buffer
         limit = self.config.max_chars
+        text = self._buffer[self._start: self._start + limit + 2]
         candidates: list[int] = []
         ends = _sentence_ends(text[: limit + 2])
         if ends and ends[0] <= limit + 1:

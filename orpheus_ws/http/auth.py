@@ -2,8 +2,12 @@
 reads in each route's own error shape.
 
 Keys come from ``--api-key`` (repeatable) and ``--api-keys-file`` (one per line, ``key`` or
-``name:key``; blank lines and ``#`` comments skipped; read again on SIGHUP). A key is matched
-in constant time against every key, and only its name is ever logged.
+``name:key``; blank lines and ``#`` comments skipped; read again on SIGHUP). An empty key, or
+one of only spaces, is refused where it is read: the server doesn't start, and a reload keeps
+the keys it had. A key is matched in constant time against every key, and only its name is
+ever logged. A presented key loses only HTTP's optional whitespace (spaces and tabs, RFC 9110
+section 5.6.3), never other Unicode whitespace such as a no-break space; an empty one matches
+nothing.
 
 A client presents its key the way its own SDK does, and every route takes every way:
 ``Authorization: Bearer KEY`` (OpenAI, our client), ``Authorization: Token KEY`` (Deepgram),
@@ -29,6 +33,7 @@ SCHEMES = ("bearer", "token", "api-key")
 KEY_HEADERS = (b"xi-api-key", b"x-api-key")
 QUERY_KEYS = ("api_key", "access_token")
 PROTOCOL_MARKERS = ("token", "bearer")
+OWS = " \t"  # HTTP's optional whitespace (RFC 9110, 5.6.3): all a presented key loses
 # Routes open to anyone whatever the keys: liveness, readiness, the index, the API document,
 # the player page.
 OPEN_PATHS = ("/", "/health", "/ready", "/openapi.json")
@@ -36,42 +41,59 @@ OPEN_PREFIXES = ("/client",)
 
 
 class KeyRing:
-    """The keys the server takes, by name."""
+    """The keys the server takes, by name. ValueError, naming the file and line, for a keys
+    file that can't be read or holds an empty key."""
 
     def __init__(self, keys: Iterable[str] = (), file: str = "") -> None:
         self._given = list(keys)
+        if not all(key.strip() for key in self._given):
+            raise ValueError("--api-key: an empty key (or only spaces) would match nothing a "
+                             "client should send; give the key")
         self.file = file
-        self.keys: dict[str, str] = {}
-        self.reload()
+        self.keys = self.load()
+        log.info("API keys loaded: %s", ", ".join(sorted(self.keys)) or "none (no key needed)")
 
     @property
     def enabled(self) -> bool:
         return bool(self.keys)
 
+    def load(self) -> dict[str, str]:
+        """The keys given and those in the file now, by name."""
+        keys = {f"key{n + 1}": key for n, key in enumerate(self._given)}
+        if not self.file:
+            return keys
+        try:
+            lines = Path(self.file).read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(f"API keys file {self.file} not read: {exc.strerror}") from None
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, key = line.partition(":")
+            if not sep:
+                name, key = f"{Path(self.file).name}:{number}", line
+            if not key.strip():
+                raise ValueError(f"API keys file {self.file}, line {number}: the key of "
+                                 f"{name.strip()!r} is empty; give it one, or remove the line")
+            keys[name.strip()] = key.strip()
+        return keys
+
     def reload(self) -> None:
-        """(Re)reads the keys; a file that can't be read keeps the keys already loaded."""
-        keys = {f"key{n + 1}": key for n, key in enumerate(self._given) if key}
-        if self.file:
-            try:
-                lines = Path(self.file).read_text().splitlines()
-            except OSError as exc:
-                log.error("API keys file %s not read: %s; keeping %d keys", self.file,
-                          exc.strerror, len(self.keys))
-                return
-            for number, line in enumerate(lines, 1):
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                name, sep, key = line.partition(":")
-                if not sep:
-                    name, key = f"{Path(self.file).name}:{number}", line
-                keys[name.strip()] = key.strip()
+        """Reads the keys again (SIGHUP); a file that can't be read, or holds an empty key,
+        keeps the keys already loaded."""
+        try:
+            keys = self.load()
+        except ValueError as exc:
+            log.error("%s; keeping the %d keys loaded", exc, len(self.keys))
+            return
         self.keys = keys
         log.info("API keys loaded: %s", ", ".join(sorted(keys)) or "none (no key needed)")
 
     def name_of(self, presented: str | None) -> str | None:
-        """The name of the key ``presented`` is, compared in constant time with every key."""
-        if presented is None:
+        """The name of the key ``presented`` is, compared in constant time with every key;
+        None for an empty one."""
+        if not presented:
             return None
         found = None
         given = presented.encode()
@@ -88,13 +110,13 @@ def headers_of(scope: Scope) -> dict[bytes, bytes]:
 def presented_key(scope: Scope) -> str | None:
     """The key a request or handshake carries, in whichever client's way it came."""
     headers = headers_of(scope)
-    authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+    authorization = headers.get(b"authorization", b"").decode("latin-1").strip(OWS)
     scheme, _, value = authorization.partition(" ")
-    if scheme.lower() in SCHEMES and value.strip():
-        return value.strip()
+    if scheme.lower() in SCHEMES and value.strip(OWS):
+        return value.strip(OWS)
     for header in KEY_HEADERS:
-        if headers.get(header):
-            return headers[header].decode("latin-1").strip()
+        if headers.get(header, b"").strip(OWS.encode()):
+            return headers[header].decode("latin-1").strip(OWS)
     query: dict[str, list[str]] = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     for name in QUERY_KEYS:
         if query.get(name):
@@ -107,8 +129,8 @@ def presented_key(scope: Scope) -> str | None:
 
 
 def subprotocols(scope: Scope) -> list[str]:
-    return [p.strip() for p in headers_of(scope).get(b"sec-websocket-protocol", b"")
-            .decode("latin-1").split(",") if p.strip()]
+    return [p.strip(OWS) for p in headers_of(scope).get(b"sec-websocket-protocol", b"")
+            .decode("latin-1").split(",") if p.strip(OWS)]
 
 
 def is_open(path: str) -> bool:

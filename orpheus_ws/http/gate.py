@@ -8,7 +8,9 @@ frameworks read right. pipecat and LiveKit retry 429 and 5xx and give up for goo
 - 403 for a WebSocket from an origin ``--allowed-origins`` doesn't list;
 - 503 with ``Retry-After`` for overload: too many open sockets, the llama-server this server
   runs not ready, or the server draining;
-- 404 for a WebSocket to a path with no socket: retrying can't help.
+- 404 for a WebSocket to a path with no socket: retrying can't help;
+- 413 for an HTTP body over ``--http-max-body-bytes``, 408 for one slower than
+  ``--http-body-timeout`` (``limits.py``), in the route's own error shape.
 
 A refused WebSocket is never accepted: it gets an HTTP response (a JSON body, and the message
 in a ``dg-error`` header, which pipecat's Deepgram service reads).
@@ -26,22 +28,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..engine import current_key, current_route
+from ..exceptions import ClientGone
 from ..logs import log_id
 from ..metrics import AUTH_REFUSALS, HTTP_RESPONSES, OVERLOAD_REFUSALS, SOCKETS_OPEN
 from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
+from .limits import BoundedBody, Refusal, declared_too_large
 
 log = logging.getLogger("orpheus_ws.gate")
 RETRY_AFTER_S = 2
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, status: int,
-                 body: dict[str, Any], message: str, *, retry: bool = False) -> None:
+                 body: dict[str, Any], message: str, *, retry: bool = False,
+                 close: bool = False) -> None:
     """Answers with ``status`` instead of serving: an HTTP response, or for a WebSocket one
     in place of the handshake (a plain close, which becomes 403, where the ASGI server can't
-    send one)."""
+    send one). ``close``: the connection closes after it (a body left unread)."""
     headers = {"dg-error": message}
     if retry:
         headers["Retry-After"] = str(RETRY_AFTER_S)
+    if close:
+        headers["Connection"] = "close"
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     response = JSONResponse(body, status_code=status, headers=headers)
@@ -63,13 +70,16 @@ async def no_such_socket(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class Gate:
-    """Counts open WebSockets, checks keys and origins, refuses overload."""
+    """Counts open WebSockets, checks keys and origins, refuses overload, bounds bodies."""
 
     def __init__(self, app: ASGIApp, *, keys: KeyRing, max_connections: int,
-                 allowed_origins: list[str], metrics_token: str = "") -> None:
+                 allowed_origins: list[str], max_body_bytes: int, body_timeout_s: float,
+                 metrics_token: str = "") -> None:
         self.app = app
         self.keys = keys
         self.max_connections = max_connections
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.origins = None if "*" in allowed_origins else set(allowed_origins)
         self.metrics_token = metrics_token
         self.open = 0
@@ -108,7 +118,7 @@ class Gate:
             if socket:
                 await self.socket(scope, receive, send, kind.name)
             else:
-                await self.app(scope, receive, self.counting(send, kind.name))
+                await self.request(scope, receive, send, kind.name)
         finally:
             current_key.reset(key_token)
             current_route.reset(route_token)
@@ -123,6 +133,26 @@ class Gate:
             await send(message)
 
         return counted
+
+    async def request(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
+        """An HTTP request, its body bounded (limits.py)."""
+
+        async def refuse_body(refusal: Refusal) -> None:
+            await self.refuse(scope, receive, send, refusal.status, "body", route_kind(
+                scope.get("path", "")).error(refusal.code, refusal.message), refusal.message,
+                close=True)
+
+        declared = declared_too_large(scope, self.max_body_bytes)
+        if declared is not None:
+            await refuse_body(declared)
+            return
+        body = BoundedBody(receive, self.counting(send, route), max_bytes=self.max_body_bytes,
+                           timeout_s=self.body_timeout_s, refuse=refuse_body)
+        try:
+            await self.app(scope, body.receive, body.send)
+        except ClientGone:
+            if body.refused is None:
+                raise
 
     async def socket(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
         reason = self.overload(scope)
@@ -174,7 +204,7 @@ class Gate:
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, status: int,
                      reason: str, body: dict[str, Any], message: str, *,
-                     retry: bool = False) -> None:
+                     retry: bool = False, close: bool = False) -> None:
         route = route_kind(scope.get("path", "")).name
         if reason == "auth":
             AUTH_REFUSALS.labels(route).inc()
@@ -184,4 +214,4 @@ class Gate:
             HTTP_RESPONSES.labels(route, str(status)).inc()
         log.info("refused %s %s: %d %s", scope["type"], scope.get("path"), status, message)
         counted = self.counting(send, route) if scope["type"] == "http" else send
-        await refuse(scope, receive, counted, status, body, message, retry=retry)
+        await refuse(scope, receive, counted, status, body, message, retry=retry, close=close)

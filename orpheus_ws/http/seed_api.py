@@ -28,9 +28,9 @@ from ..exceptions import ClientGone, OrpheusError, ValidationError
 from ..formats import SAMPLE_RATE
 from ..metrics import exposition
 from ..params import TTSRequest, parse_tts_request
+from ..transport.http_glue import DisconnectAwareStream, engine_of, until_disconnect
 from ..vocabulary import EMOTION_TAGS
 from .errors import error_response
-from .glue import DisconnectAwareStream, engine_of, until_disconnect
 
 log = logging.getLogger("orpheus_ws.http")
 

@@ -26,9 +26,9 @@ from ..engine import (
 )
 from ..exceptions import OrpheusError
 from ..timings import SpeechTimer
+from ..transport.frame_audio import FrameAudio
+from ..transport.outbox import Outbox
 from . import events
-from .frame_audio import FrameAudio
-from .outbox import Outbox
 from .protocol import FLAG_SEGMENT_END, FLAG_SEGMENT_START, encode_audio_frame
 from .session import Context, ContextState
 

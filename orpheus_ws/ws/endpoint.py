@@ -1,22 +1,19 @@
-"""The WebSocket endpoint /api/tts/ws: glue between a socket, the session state and the engine.
+"""The WebSocket endpoint /api/tts/ws: the native protocol as an adapter on the socket runtime.
 
-Per socket: a receive loop and a send loop; every context runs the engine in its own task.
-Everything the server sends goes through one bounded outgoing queue, in order, so a cancel can
+The runtime (``sockets/runtime.py``) runs the receive and send loops and every limit; this
+adapter turns client messages into the session's state and the engine's work, and queues
+events and frames on the socket's outbox: one ordered, flow-controlled queue, so a cancel can
 purge a context's queued audio and no frame of it follows the acknowledgement.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import logging
 import time
 import uuid
-from typing import Any
 
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..engine import Engine
@@ -25,12 +22,14 @@ from ..formats import ENCODINGS, SAMPLE_RATE, SAMPLE_RATES, AudioFormat
 from ..logs import log_id
 from ..metrics import PROTOCOL_ERRORS
 from ..params import DEFAULTS
+from ..policy import CLOSE_SLOW_CONSUMER, close_code
+from ..transport.limits import SocketLimits
+from ..transport.outbox import Outbox
+from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
 from ..vocabulary import EMOTION_TAGS
 from . import events
 from .delivery import Delivery
-from .outbox import Outbox
 from .protocol import (
-    CLOSE_SLOW_CONSUMER,
     PROTOCOL_VERSION,
     Cancel,
     Configure,
@@ -39,51 +38,31 @@ from .protocol import (
     Options,
     Ping,
     Text,
-    close_code,
     options_dict,
     parse_client_message,
 )
 from .session import Context, Session
 
-log = logging.getLogger("orpheus_ws.ws")
-CLOSE_LINGER_S = 10.0  # how long a close frame may wait behind unread audio (protocol.md, 4002)
-GOING_AWAY = "going_away"
 
+class WebSocketEndpoint(SocketRoute):
+    """ASGI app for the route; each socket gets a :class:`Connection` on the runtime, with
+    the engine from the application's lifespan state."""
 
-class WebSocketEndpoint:
-    """ASGI app for one route; each connection gets a :class:`Connection`, with the engine
-    from the application's lifespan state."""
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: SocketRegistry) -> None:
         self.settings = settings
-        self.connections: set[Connection] = set()
+        super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        websocket = WebSocket(scope, receive, send)
-        engine: Engine = websocket.state.engine
-        await websocket.accept()
-        connection = Connection(websocket, engine, self.settings)
-        self.connections.add(connection)
-        try:
-            await connection.run()
-        finally:
-            self.connections.discard(connection)
-
-    def busy(self) -> bool:
-        """Some socket still has events or audio to send."""
-        return any(len(c.outbox) for c in self.connections)
-
-    async def shutdown(self) -> None:
-        """Closes every socket with 1001 after an error event, stopping its contexts."""
-        await asyncio.gather(*(c.shut_down() for c in list(self.connections)),
-                             return_exceptions=True)
+    def connection(self, websocket: WebSocket, outbox: Outbox) -> Connection:
+        return Connection(websocket.state.engine, self.settings, outbox)
 
 
 class Connection:
-    """One socket: a receive loop feeding the session, a send loop draining the outbox."""
+    """One socket's protocol state: the session, its contexts' deliveries, the outbox."""
 
-    def __init__(self, websocket: WebSocket, engine: Engine, settings: Settings) -> None:
-        self.ws = websocket
+    route = "native"
+    idle_timeout_s: float | None = None
+
+    def __init__(self, engine: Engine, settings: Settings, outbox: Outbox | None = None) -> None:
         self.engine = engine
         self.settings = settings
         defaults = Options(settings.default_voice, DEFAULTS, AudioFormat(), "auto",
@@ -91,41 +70,37 @@ class Connection:
         self.session: Session[Delivery] = Session(defaults, engine.voices,
                                                   max_contexts=settings.ws_max_contexts)
         self.session_id = uuid.uuid4().hex[:12]
-        self.outbox = Outbox(settings.ws_max_buffered_bytes)
-        self.sending = False  # a send is under way (a blocked one is not idleness)
+        self.outbox = outbox if outbox is not None else Outbox(settings.ws_max_buffered_bytes)
+        self.text_limits = SocketLimits.from_settings(settings)
 
-    # -- the two loops ------------------------------------------------------------------
+    # -- the runtime's adapter --------------------------------------------------------------
 
-    async def run(self) -> None:
+    def opened(self) -> None:
         log_id.set(self.session_id)  # the ready event's session_id on every log line
         self.enqueue(events.ready(
             protocol=PROTOCOL_VERSION, session_id=self.session_id, sample_rate=SAMPLE_RATE,
             encodings=list(ENCODINGS), sample_rates=list(SAMPLE_RATES),
             voices=self.engine.voices, emotion_tags=EMOTION_TAGS,
             defaults=options_dict(self.session.defaults), limits=self.limits()))
-        receiver = asyncio.ensure_future(self.receive_loop())
-        sender = asyncio.ensure_future(self.send_loop())
-        fault: ConnectionFault | None = None
-        try:
-            done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                exc = task.exception()
-                if isinstance(exc, ConnectionFault):
-                    fault = exc
-                elif exc is not None and not isinstance(exc, WebSocketDisconnect | OSError):
-                    log.error("session %s failed", self.session_id, exc_info=exc)
-                    fault = ConnectionFault("internal_error", "internal error")
-        except asyncio.CancelledError:
-            fault = ConnectionFault(GOING_AWAY, "server shutting down")
-            raise
-        finally:
-            for task in (receiver, sender):
-                task.cancel()
-            await self.stop_contexts()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(receiver, sender, return_exceptions=True)
-            if fault is not None:
-                await self.close(fault)
+
+    async def received(self, text: str | None, data: bytes | None) -> None:
+        if text is None:
+            raise ConnectionFault("binary_not_accepted",
+                                  "the server accepts only text (JSON) messages")
+        self.handle(text)
+
+    def busy(self) -> bool:
+        """Audio still being made (protocol.md, 4000)."""
+        return any(c.handle.busy for c in self.session.live if c.handle is not None)
+
+    def refusal(self, fault: ConnectionFault) -> Refusal:
+        code = close_code(fault)
+        if code == CLOSE_SLOW_CONSUMER:  # it reads nothing: only the close frame
+            return Refusal(code)
+        return Refusal(code, [events.dumps(events.error(fault.code, str(fault)))])
+
+    async def stop(self) -> None:
+        await self.stop_contexts()
 
     def limits(self) -> events.LimitsDict:
         s = self.settings
@@ -133,76 +108,8 @@ class Connection:
                 "max_text_chars": s.ws_max_text_chars, "idle_timeout_s": s.ws_idle_timeout,
                 "max_buffered_bytes": s.ws_max_buffered_bytes, "send_timeout_s": s.ws_send_timeout}
 
-    def busy(self) -> bool:
-        """Audio still to send: the connection is not idle (protocol.md, 4000)."""
-        return self.sending or bool(self.outbox) or any(
-            c.handle.busy for c in self.session.live if c.handle is not None)
-
-    async def receive_loop(self) -> None:
-        max_bytes = self.settings.ws_max_message_bytes
-        pending: asyncio.Future[Any] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(self.ws.receive())
-                done, _ = await asyncio.wait({pending}, timeout=self.settings.ws_idle_timeout)
-                if not done:
-                    if self.busy():
-                        continue
-                    raise ConnectionFault("idle_timeout", "no message for "
-                                          f"{self.settings.ws_idle_timeout:g} s")
-                message, pending = pending.result(), None
-                if message["type"] == "websocket.disconnect":
-                    return
-                if message.get("bytes") is not None:
-                    raise ConnectionFault("binary_not_accepted",
-                                          "the server accepts only text (JSON) messages")
-                text = str(message.get("text") or "")
-                if len(text) > max_bytes // 4 and len(text.encode()) > max_bytes:
-                    raise ConnectionFault("message_too_big", f"message over {max_bytes} bytes")
-                self.handle(text)
-        finally:
-            if pending is not None:
-                pending.cancel()
-
-    async def send_loop(self) -> None:
-        timeout = self.settings.ws_send_timeout
-        while True:
-            item = await self.outbox.get()
-            data = item.data() if callable(item.data) else item.data
-            self.sending = True
-            try:
-                async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel
-                    if isinstance(data, bytes):
-                        await self.ws.send_bytes(data)
-                    else:
-                        await self.ws.send_text(data)
-            except TimeoutError:
-                raise ConnectionFault("slow_consumer", "the client did not read for "
-                                      f"{timeout:g} s") from None
-            if item.on_sent is not None:
-                item.on_sent(time.monotonic())
-            self.sending = False
-
     def enqueue(self, event: events.ServerEvent) -> None:
         self.outbox.put(events.dumps(event))
-
-    async def shut_down(self) -> None:
-        await self.stop_contexts()
-        await self.close(ConnectionFault(GOING_AWAY, "the server is shutting down"))
-
-    async def close(self, fault: ConnectionFault) -> None:
-        code = close_code(fault)
-        log.info("session %s closed: %s (%d)", self.session_id, fault, code)
-        if self.ws.application_state != WebSocketState.CONNECTED:
-            return
-        with contextlib.suppress(Exception):
-            if code != CLOSE_SLOW_CONSUMER:
-                await asyncio.wait_for(self.ws.send_text(events.dumps(
-                    events.error(fault.code, str(fault)))), 2)
-            # A slow reader gets its close frame only behind the audio it has yet to read.
-            linger = CLOSE_LINGER_S if code == CLOSE_SLOW_CONSUMER else 2
-            await asyncio.wait_for(self.ws.close(code, str(fault)[:120]), linger)
 
     # -- client messages (protocol.md, "Client messages") ------------------------------------
 
@@ -233,14 +140,23 @@ class Connection:
         assert context.handle is not None  # attached when the context opened
         return context.handle
 
+    def held_chars(self) -> int:
+        """Text given to this socket's contexts and not yet spoken."""
+        return sum(c.handle.feed.held_chars for c in self.session.live if c.handle is not None)
+
     def on_text(self, message: Text) -> None:
+        held = self.held_chars()
+        self.text_limits.check_text(len(message.text), 0, held, context_id=message.context_id)
         context, opened = self.session.text(message.context_id, message.overrides)
         if opened:
             context.handle = Delivery(context, self.engine, self.outbox)
             self.enqueue(events.context_started(context.id, options_dict(context.options)))
             task = context.handle.start()
             task.add_done_callback(functools.partial(self.retire, context))
-        self.delivery(context).feed.push(message.text)
+        feed = self.delivery(context).feed
+        self.text_limits.check_text(len(message.text), feed.held_chars, held,
+                                    context_id=context.id)
+        feed.push(message.text)
         if message.flush:
             self.on_flush(context, message.flush_id)
         if message.end:

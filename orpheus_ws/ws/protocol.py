@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .. import params as fields
-from ..exceptions import ConnectionFault, ProtocolError, ValidationError
+from ..exceptions import ProtocolError, ValidationError
 from ..formats import ENCODINGS, AudioFormat
 from ..params import SamplingParams
 from .events import OptionsDict
@@ -32,27 +32,6 @@ BUFFERING_MODES = ("auto", "none")
 _HEADER = struct.Struct("<BBHIQIBBH")
 FLAG_SEGMENT_START = 1
 FLAG_SEGMENT_END = 2
-
-# protocol.md, "Close codes": the close code of each connection fault's code.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_INTERNAL = 1011
-CLOSE_SLOW_CONSUMER = 4002
-CLOSE_CODES = {
-    "going_away": CLOSE_GOING_AWAY,
-    "binary_not_accepted": 1003,
-    "message_too_big": 1009,
-    "internal_error": CLOSE_INTERNAL,
-    "idle_timeout": 4000,
-    "too_many_contexts": 4001,
-    "slow_consumer": CLOSE_SLOW_CONSUMER,
-}
-
-
-def close_code(fault: ConnectionFault) -> int:
-    """The one place where connection faults become close codes."""
-    return CLOSE_CODES.get(fault.code, CLOSE_INTERNAL)
-
 
 @dataclass(frozen=True, slots=True)
 class Options:

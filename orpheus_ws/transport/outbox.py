@@ -9,6 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True, slots=True)
+class CloseFrame:
+    """The socket's end, queued behind what was queued before it: once it is reached the
+    send loop closes the socket with ``code``."""
+
+    code: int
+    reason: str = ""
+
+
 @dataclass(eq=False)
 class Outgoing:
     """A text event (or a function making it when sent) or a binary audio frame.
@@ -17,12 +26,14 @@ class Outgoing:
     messages can be purged; ``on_sent`` is called with the time once the message is written.
     """
 
-    data: str | bytes | Callable[[], str]
+    data: str | bytes | Callable[[], str] | CloseFrame
     owner: object | None = None
     on_sent: Callable[[float], None] | None = None
 
     @property
     def size(self) -> int:
+        if isinstance(self.data, CloseFrame):
+            return 0
         return len(self.data) if isinstance(self.data, str | bytes) else 64
 
 
@@ -45,7 +56,12 @@ class Outbox:
         """What is queued, in bytes (a text made when sent counts 64)."""
         return self._bytes
 
-    def put(self, data: str | bytes | Callable[[], str], owner: object | None = None,
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the socket with ``code`` once everything queued so far has been sent."""
+        self.put(CloseFrame(code, reason))
+
+    def put(self, data: str | bytes | Callable[[], str] | CloseFrame,
+            owner: object | None = None,
             on_sent: Callable[[float], None] | None = None) -> None:
         item = Outgoing(data, owner, on_sent)
         self._items.append(item)

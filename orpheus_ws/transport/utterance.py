@@ -2,9 +2,8 @@
 engine's ``TextFeed`` (segmented as the native protocol's ``auto`` buffering), its audio out
 in the socket's format, in order, with flush marks where they fall; cancelled at once.
 
-An adapter gives a ``Sink`` (what to send for audio, a flush, the end, a failure) and an
-``Outbox`` (the native protocol's ordered, flow-controlled send queue); it never touches the
-engine's internals.
+An adapter gives a ``Sink`` (what to send for audio, a flush, the end, a failure) and the
+socket's ``Outbox`` (ordered, flow-controlled); it never touches the engine's internals.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -29,11 +28,9 @@ from ..exceptions import OrpheusError
 from ..formats import AudioFormat
 from ..params import DEFAULTS, SamplingParams
 from ..timings import SegmentTiming, SpeechTimer
-from ..ws.frame_audio import FrameAudio
-from ..ws.outbox import Outbox
-
-if TYPE_CHECKING:
-    from starlette.websockets import WebSocket
+from .frame_audio import FrameAudio
+from .limits import SocketLimits
+from .outbox import Outbox
 
 log = logging.getLogger("orpheus_ws.compat")
 
@@ -41,36 +38,6 @@ log = logging.getLogger("orpheus_ws.compat")
 def dumps(payload: dict[str, Any]) -> str:
     """A vendor's JSON message, as sent."""
     return orjson.dumps(payload).decode()
-
-
-async def send_from(outbox: Outbox, websocket: WebSocket, timeout_s: float) -> None:
-    """A vendor socket's send loop: the outbox's messages in order, each bounded by
-    ``timeout_s`` (a client that stopped reading ends the loop with TimeoutError)."""
-    while True:
-        item = await outbox.get()
-        data = item.data() if callable(item.data) else item.data
-        async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a cancel (3.11)
-            if isinstance(data, bytes):
-                await websocket.send_bytes(data)
-            else:
-                await websocket.send_text(data)
-
-
-async def flushed_out(outbox: Outbox, sender: asyncio.Future[None]) -> None:
-    """Waits until everything queued has been sent (or the send loop has ended)."""
-    while len(outbox) and not sender.done():
-        await asyncio.sleep(0.01)
-
-
-async def stop_socket(sender: asyncio.Future[None], *utterances: Utterance | None) -> None:
-    """A vendor socket's end: its utterances stopped (their LLM requests closed), then its
-    send loop."""
-    for utterance in utterances:
-        if utterance is not None:
-            await utterance.cancel()
-    sender.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await sender
 
 
 class Sink:
@@ -111,7 +78,13 @@ class Utterance:
 
     @property
     def busy(self) -> bool:
+        """The utterance is open: it takes more text."""
         return not self.task.done()
+
+    @property
+    def generating(self) -> bool:
+        """It has text or audio still to deliver (a quiet client is not idle then)."""
+        return self.busy and (self.feed.busy or self.feed.held_chars > 0)
 
     async def _run(self, voice: str, params: SamplingParams) -> None:
         try:
@@ -151,20 +124,17 @@ class Utterance:
         if tail:
             self._sink.audio(tail, None)
 
-    async def finish(self, websocket: WebSocket, outbox: Outbox,
-                     sender: asyncio.Future[None]) -> bool:
-        """Waits until the utterance is spoken and sent; False if the client left (or sent
-        more) first, in which case the caller cancels it."""
-        listener = asyncio.ensure_future(websocket.receive())
-        try:
-            await asyncio.wait({self.task, listener}, return_when=asyncio.FIRST_COMPLETED)
-            if listener.done():
-                return False
-            while len(outbox) and not sender.done() and not listener.done():
-                await asyncio.sleep(0.01)
-            return not listener.done()
-        finally:
-            listener.cancel()
+    @property
+    def held_chars(self) -> int:
+        """Text pushed and not yet spoken."""
+        return self.feed.held_chars
+
+    def push(self, text: str, limits: SocketLimits, socket_held: int,
+             *, context_id: str | None = None) -> None:
+        """Adds text, unless it would hold more than the socket's limits allow
+        (``text_too_long``, and the text is not taken)."""
+        limits.check_text(len(text), self.held_chars, socket_held, context_id=context_id)
+        self.feed.push(text)
 
     async def cancel(self) -> None:
         """Stops now: the engine closes the utterance's LLM requests."""
