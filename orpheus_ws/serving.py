@@ -28,6 +28,8 @@ from starlette.applications import Starlette
 from uvicorn.supervisors import multiprocess
 
 from .config import Settings
+from .engine import SpeechEngine
+from .transport.runtime import SocketRegistry
 
 log = logging.getLogger("orpheus_ws")
 
@@ -63,21 +65,22 @@ class GracefulServer(uvicorn.Server):
         return self._app
 
     async def drain(self) -> None:
-        engine = getattr(self.app.state, "engine", None)
-        sockets = self.app.state.sockets
+        """Admits nothing new, and waits (events, not polling) until the utterances in
+        progress are generated and every socket has sent its audio, for up to
+        ``drain_timeout_s``; then the server stops."""
+        engine: SpeechEngine | None = getattr(self.app.state, "engine", None)
+        sockets: SocketRegistry = self.app.state.sockets
         if engine is not None:
-            engine.admission.draining = True
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.drain_timeout_s
+            engine.drain()
             log.info("draining: %d utterances in progress, up to %g s", engine.utterances,
                      self.drain_timeout_s)
-            while (engine.utterances or sockets.busy()) and loop.time() < deadline \
-                    and not self.force_exit:
-                await asyncio.sleep(0.05)
-            if engine.utterances:
-                log.warning("drain timeout: %d utterances cut", engine.utterances)
-            else:
+            try:
+                async with asyncio.timeout(self.drain_timeout_s):
+                    await engine.idle()
+                    await sockets.sent()
                 log.info("drained")
+            except TimeoutError:
+                log.warning("drain timeout: %d utterances cut", engine.utterances)
         self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
+from orpheus_ws.engine import (
+    AudioChunk,
+    Caller,
+    EngineHealth,
+    PlayoutClock,
+    Segments,
+    SpeechEngine,
+    SynthesisEvent,
+)
 from orpheus_ws.engine.codec import Codec, SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
 from orpheus_ws.engine.decoder import DecoderService, to_int16
+from orpheus_ws.exceptions import UnknownVoice
+from orpheus_ws.params import SamplingParams
 
 LONG_WAIT = 30.0  # a deadline that never comes: the batch cap starts the call
 
@@ -130,3 +141,59 @@ async def decoders(*, company: int = 0) -> AsyncIterator[Callable[..., DecoderSe
         finally:
             for decoder in made:
                 await decoder.close()
+
+
+class EngineBase:
+    """What a fake engine needs beyond ``synthesize`` to be a :class:`SpeechEngine` (the
+    transports' view of the engine), with no LLM or decoder behind it."""
+
+    voices = ["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.first_audio: list[tuple[AudioChunk, float]] = []
+        self.drained = False
+        self.utterances = 0
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    @property
+    def draining(self) -> bool:
+        return self.drained
+
+    def check_voice(self, voice: str) -> None:
+        if voice not in self.voices:
+            raise UnknownVoice(voice, self.voices)
+
+    def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
+                   caller: Caller = Caller(), clock: PlayoutClock | None = None,
+                   first_index: int = 0) -> AsyncGenerator[SynthesisEvent, None]:
+        raise NotImplementedError
+
+    def speak(self, text: str, *, voice: str, params: SamplingParams, caller: Caller = Caller(),
+              clock: PlayoutClock | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+        return self.synthesize([text], voice=voice, params=params, caller=caller, clock=clock)
+
+    async def health(self) -> EngineHealth:
+        return {"backend": {"status": "ok"}, "generations_in_flight": 0, "utterances": 0,
+                "draining": self.drained,
+                "decoder": {"codec": "fake", "device": "cpu", "weights": None, "batching": False,
+                            "max_batch": 1, "stats": {}}}
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+    def record_first_audio(self, chunk: AudioChunk, sent_at: float) -> None:
+        self.first_audio.append((chunk, sent_at))
+
+    def drain(self) -> None:
+        self.drained = True
+
+    async def idle(self) -> None:
+        return None
+
+
+def speech_engine(engine: SpeechEngine) -> SpeechEngine:
+    """``engine`` as the transports see it (mypy checks that it is one)."""
+    return engine

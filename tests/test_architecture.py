@@ -180,3 +180,15 @@ def test_adapters_build_only_on_the_engine_and_the_transport(path: Path) -> None
 def test_the_transport_knows_no_protocol(path: Path) -> None:
     assert {name for name in imported(path) if name.startswith(
         ("orpheus_ws.ws", "orpheus_ws.http", "orpheus_ws.compat", "orpheus_ws.app"))} == set()
+
+
+ENGINE_MACHINERY = {f"orpheus_ws.engine.{name}" for name in (
+    "Engine", "Admission", "DecoderService", "LLMClient", "build_engine", "load_codec")}
+
+
+@pytest.mark.parametrize("path", [p for folder in ("compat", "transport", "ws", "http")
+                                  for p in sorted((PACKAGE / folder).glob("*.py"))],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_transports_code_against_the_engine_interface(path: Path) -> None:
+    """SpeechEngine (engine/interface.py), not the Engine class or what it is built of."""
+    assert imported(path) & ENGINE_MACHINERY == set()

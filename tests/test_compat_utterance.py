@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import cast
 
-from orpheus_ws.engine import AudioChunk, Engine
+from orpheus_ws.engine import AudioChunk
 from orpheus_ws.formats import AudioFormat
 from orpheus_ws.transport.outbox import Outbox
 from orpheus_ws.transport.utterance import Sink, Utterance
 
+from .fakes import speech_engine
 from .test_ws_delivery import FakeEngine
 from .utils import eventually, scaled
 
@@ -36,7 +36,7 @@ class Collected(Sink):
 def start(engine: FakeEngine, max_bytes: int) -> tuple[Utterance, Collected, Outbox]:
     outbox = Outbox(max_bytes)
     sink = Collected(outbox)
-    utterance = Utterance(cast(Engine, engine), "tara", AudioFormat(), sink, outbox)
+    utterance = Utterance(speech_engine(engine), "tara", AudioFormat(), sink, outbox)
     return utterance, sink, outbox
 
 

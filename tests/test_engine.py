@@ -16,11 +16,11 @@ import pytest_asyncio
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
 from orpheus_ws.engine import (
     Admission,
+    Caller,
     Engine,
     SegmentFinished,
     SegmentStarted,
     TextFeed,
-    current_key,
 )
 from orpheus_ws.engine.clock import PlayoutClock
 from orpheus_ws.engine.codec import SnacCodec
@@ -400,9 +400,10 @@ def test_a_backend_measures_its_generations_mean_rate() -> None:
 
 
 def open_utterance(engine: Engine, feed: TextFeed, voice: str = "tara",
-                   params: SamplingParams = PARAMS
+                   params: SamplingParams = PARAMS, caller: Caller = Caller()
                    ) -> contextlib.aclosing[AsyncGenerator[SynthesisEvent, None]]:
-    return contextlib.aclosing(engine.synthesize(feed, voice=voice, params=params))
+    return contextlib.aclosing(engine.synthesize(feed, voice=voice, params=params,
+                                                 caller=caller))
 
 
 async def until_flushed(events: AsyncIterator[SynthesisEvent]) -> list[SynthesisEvent]:
@@ -460,26 +461,22 @@ async def test_an_utterance_holds_its_slot_from_segment_to_segment(
     assert (admission.running, engine.utterances) == (0, 0)
 
 
-async def test_speaking_again_reads_the_caller_that_opened_the_utterance(
+async def test_speaking_again_is_for_the_caller_that_opened_the_utterance(
         standin: StandinLLMServer, make_engine: MakeEngine) -> None:
     standin.config.frames = 2
     admission = Admission(per_key=1)
     engine = make_engine(ConstantCodec(), admission=admission)
     feed = TextFeed(max_tokens=512)
-    opened = current_key.set("first")
-    try:
-        async with open_utterance(engine, feed) as stream:
-            feed.push("Spoken for the first key.")
-            feed.flush()
-            await until_flushed(stream)
-            current_key.set("second")  # whoever drives the stream now, it is first's
-            feed.push("Still the first key's.")
-            assert isinstance(await anext(stream), SegmentStarted)
-            assert admission.by_key == Counter({"first": 1})
-            feed.end()
-            assert spoken([e async for e in stream]) == ["Still the first key's."]
-    finally:
-        current_key.reset(opened)
+    async with open_utterance(engine, feed, caller=Caller("first", "native")) as stream:
+        feed.push("Spoken for the first key.")
+        feed.flush()
+        await until_flushed(stream)
+        assert not admission.by_key  # quiet: no slot held
+        feed.push("Still the first key's.")
+        assert isinstance(await anext(stream), SegmentStarted)
+        assert admission.by_key == Counter({"first": 1})
+        feed.end()
+        assert spoken([e async for e in stream]) == ["Still the first key's."]
     assert not admission.by_key
 
 
@@ -513,25 +510,21 @@ async def test_a_refusal_on_speaking_again_ends_the_utterance(
     admission = Admission(max_generations=1, per_key=1)
     engine = make_engine(ConstantCodec(), admission=admission)
     feed = TextFeed(max_tokens=512)
-    opened = current_key.set("key")
-    try:
-        async with open_utterance(engine, feed) as stream, \
-                contextlib.AsyncExitStack() as held:
-            feed.push("Said before the refusal.")
-            feed.flush()
-            await until_flushed(stream)
-            # the only slot, or the key's only one, taken elsewhere
-            await held.enter_async_context(admission.enter("key" if refusal == "key" else None))
-            feed.push("Never said.")
-            feed.flush("never")
-            with pytest.raises(error) as refused:
-                await anext(stream)
-            assert type(refused.value) is error
-            assert admission.running == 1
-            with pytest.raises(StopAsyncIteration):  # the utterance is over
-                await anext(stream)
-    finally:
-        current_key.reset(opened)
+    async with open_utterance(engine, feed, caller=Caller("key")) as stream, \
+            contextlib.AsyncExitStack() as held:
+        feed.push("Said before the refusal.")
+        feed.flush()
+        await until_flushed(stream)
+        # the only slot, or the key's only one, taken elsewhere
+        await held.enter_async_context(admission.enter("key" if refusal == "key" else None))
+        feed.push("Never said.")
+        feed.flush("never")
+        with pytest.raises(error) as refused:
+            await anext(stream)
+        assert type(refused.value) is error
+        assert admission.running == 1
+        with pytest.raises(StopAsyncIteration):  # the utterance is over
+            await anext(stream)
     assert (admission.running, engine.utterances) == (0, 0)
     assert standin.completed == 1
 

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from orpheus_ws.engine import current_key, current_route
 from orpheus_ws.http.auth import KeyRing
 from orpheus_ws.http.gate import Gate
 from orpheus_ws.logs import RequestIds
+from orpheus_ws.transport.http_glue import CALLER
 
 KEY = "s3cret-key"
 
@@ -34,7 +34,8 @@ class Call:
         self.sent: list[dict[str, Any]] = []
 
     async def app(self, scope: Any, receive: Any, send: Any) -> None:
-        self.reached.append((current_key.get(), current_route.get()))
+        caller = scope["state"][CALLER]
+        self.reached.append((caller.key, caller.route))
         if scope["type"] == "websocket":
             await send({"type": "websocket.accept"})
 

@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
 
 from orpheus_ws.engine import (
     AudioChunk,
-    Engine,
+    Caller,
     Flushed,
     PlayoutClock,
     SegmentFinished,
+    Segments,
     SegmentStarted,
     SynthesisEvent,
     TextFeed,
@@ -45,13 +46,14 @@ from orpheus_ws.ws.protocol import (
 )
 from orpheus_ws.ws.session import ContextState, Session
 
+from .fakes import EngineBase, speech_engine
 from .utils import eventually, scaled
 
 FRAME = 2048  # samples of one model frame at 24 kHz
 START, END = FLAG_SEGMENT_START, FLAG_SEGMENT_END
 
 
-class FakeEngine:
+class FakeEngine(EngineBase):
     """Speaks each segment as ``frames`` model frames, in chunks of ``chunks`` frames, with
     fixed times; raises ``fail`` before chunk number ``fail_at``; waits forever after
     ``hold_after`` chunks. ``open`` counts its streams not yet closed (each stands for the
@@ -59,18 +61,21 @@ class FakeEngine:
 
     def __init__(self, chunks: tuple[int, ...] = (1, 2), *, fail: Exception | None = None,
                  fail_at: int = 1, hold_after: int | None = None) -> None:
+        super().__init__()
         self.sizes = chunks
         self.frames = sum(chunks)
         self.fail = fail
         self.fail_at = fail_at
         self.hold_after = hold_after
         self.chunks: list[AudioChunk] = []
-        self.first_audio: list[tuple[AudioChunk, float]] = []
         self.calls: list[tuple[str, SamplingParams]] = []
         self.open = 0
 
-    async def synthesize(self, feed: TextFeed, *, voice: str, params: SamplingParams,
-                         clock: PlayoutClock | None = None) -> AsyncIterator[SynthesisEvent]:
+    async def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
+                         caller: Caller = Caller(), clock: PlayoutClock | None = None,
+                         first_index: int = 0) -> AsyncGenerator[SynthesisEvent, None]:
+        feed = segments
+        assert isinstance(feed, TextFeed)
         self.calls.append((voice, params))
         self.open += 1
         try:
@@ -100,9 +105,6 @@ class FakeEngine:
         finally:
             self.open -= 1
 
-    def record_first_audio(self, chunk: AudioChunk, sent_at: float) -> None:
-        self.first_audio.append((chunk, sent_at))
-
 
 @dataclass
 class Frame:
@@ -121,7 +123,7 @@ def setup(engine: FakeEngine, fmt: AudioFormat = AudioFormat(), *,
     context, opened = session.text("r1", {"voice": "leo"})
     assert opened
     outbox = Outbox(max_bytes)
-    context.handle = Delivery(context, cast(Engine, engine), outbox)
+    context.handle = Delivery(context, speech_engine(engine), outbox)
     return session, context.handle, outbox
 
 

@@ -17,14 +17,13 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, TypeVar
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from orpheus_ws.config import Settings
-from orpheus_ws.engine import Engine
 from orpheus_ws.exceptions import BackendError, ConnectionFault, OrpheusError, RequestError
 from orpheus_ws.formats import ENCODINGS, SAMPLE_RATES, AudioFormat
 from orpheus_ws.transport.outbox import CloseFrame
@@ -33,6 +32,7 @@ from orpheus_ws.ws.endpoint import Connection
 from orpheus_ws.ws.protocol import OPTION_FIELDS, Cancel, Configure, End, Flush, Ping, Text
 from orpheus_ws.ws.session import LIVE, Context, ContextState, Session
 
+from .fakes import speech_engine
 from .test_ws_delivery import FakeEngine
 from .test_ws_protocol import BASE, PROTOCOL_MD, VOICES
 from .test_ws_session import LEGAL
@@ -322,7 +322,7 @@ JUNK = st.builds(lambda kind, fields: {**fields, "type": kind},
 
 
 class VoicedEngine(FakeEngine):
-    voices: ClassVar[list[str]] = list(VOICES)
+    voices = list(VOICES)  # noqa: RUF012
 
 
 class DeliveryMachine(RuleBasedStateMachine):
@@ -331,7 +331,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.connection = Connection(cast(Engine, VoicedEngine()),
+        self.connection = Connection(speech_engine(VoicedEngine()),
                                      Settings())  # replaced by connect()
         self.closed = False  # a ConnectionFault ended the connection
         self.named: set[str] = set()  # ids the client put in a message
@@ -346,7 +346,7 @@ class DeliveryMachine(RuleBasedStateMachine):
                               BackendError("the backend broke off"), fail_at=fail_at or 0)
         config = Settings(ws_max_contexts=2, ws_max_buffered_bytes=room,
                           ws_buffer_delay_ms=10000.0)  # no idle flush within a test
-        self.connection = Connection(cast(Engine, engine), config)
+        self.connection = Connection(speech_engine(engine), config)
         self.send({"type": "config", "buffering": buffering})
 
     def run(self, work: Awaitable[T]) -> T:

@@ -25,12 +25,13 @@ from starlette.websockets import WebSocket
 
 from .. import params as fields
 from ..config import Settings
-from ..engine import AudioChunk, Engine
+from ..engine import AudioChunk, Caller, SpeechEngine
 from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..outputs import OutputFormat
 from ..params import DEFAULTS, MAX_TOKENS_RANGE, SamplingParams
 from ..policy import CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, close_code, decide
+from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
@@ -73,7 +74,7 @@ class Baseten:
                                      OutputFormat("pcm"), error=self.error, params=params)
 
     def connection(self, websocket: WebSocket, outbox: Outbox) -> BasetenConnection:
-        return BasetenConnection(websocket.state.engine, self, outbox)
+        return BasetenConnection(engine_of(websocket), caller_of(websocket), self, outbox)
 
 
 class BasetenConnection:
@@ -82,8 +83,10 @@ class BasetenConnection:
     route = "baseten"
     idle_timeout_s: float | None = None
 
-    def __init__(self, engine: Engine, baseten: Baseten, outbox: Outbox) -> None:
+    def __init__(self, engine: SpeechEngine, caller: Caller, baseten: Baseten,
+                 outbox: Outbox) -> None:
         self.engine = engine
+        self.caller = caller
         self.baseten = baseten
         self.outbox = outbox
         self.utterance: Utterance | None = None  # made by the options message
@@ -118,7 +121,7 @@ class BasetenConnection:
                            min(high, max(low, max_tokens)))
         self.utterance = Utterance(self.engine, self.baseten._voice(options.get("voice")),
                                    AudioFormat(), _Sink(self.outbox), self.outbox,
-                                   params=params)
+                                   params=params, caller=self.caller)
 
     def busy(self) -> bool:
         return self.utterance is not None and self.utterance.generating

@@ -27,11 +27,12 @@ import orjson
 from starlette.websockets import WebSocket
 
 from ..config import Settings
-from ..engine import AudioChunk, Engine, SegmentFinished
+from ..engine import AudioChunk, Caller, SegmentFinished, SpeechEngine
 from ..exceptions import ConnectionFault, OrpheusError, RequestError, ValidationError
 from ..formats import SAMPLE_RATE, AudioFormat
 from ..policy import close_code, decide
 from ..timings import SegmentTiming
+from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
@@ -48,7 +49,7 @@ class CartesiaSocket(SocketRoute):
         super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
     def connection(self, websocket: WebSocket, outbox: Outbox) -> CartesiaConnection:
-        return CartesiaConnection(websocket.state.engine, self, outbox)
+        return CartesiaConnection(engine_of(websocket), caller_of(websocket), self, outbox)
 
 
 class _Context(Sink):
@@ -91,8 +92,10 @@ class CartesiaConnection:
     route = "cartesia"
     idle_timeout_s: float | None = None
 
-    def __init__(self, engine: Engine, socket: CartesiaSocket, outbox: Outbox) -> None:
+    def __init__(self, engine: SpeechEngine, caller: Caller, socket: CartesiaSocket,
+                 outbox: Outbox) -> None:
         self.engine = engine
+        self.caller = caller
         self.socket = socket
         self.outbox = outbox
         self.contexts: dict[str, _Context] = {}
@@ -186,7 +189,8 @@ class CartesiaConnection:
         voice_id = voice.get("id", "") if isinstance(voice, dict) else ""
         context = _Context(self, context_id, data.get("add_timestamps") is True)
         context.utterance = Utterance(self.engine, self.socket.voices.lenient(str(voice_id)),
-                                      fmt, context, self.outbox, timed=context.timestamps)
+                                      fmt, context, self.outbox, timed=context.timestamps,
+                                      caller=self.caller)
         self.contexts[context_id] = context
         return context
 

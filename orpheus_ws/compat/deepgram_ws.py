@@ -24,10 +24,11 @@ import orjson
 from starlette.websockets import WebSocket
 
 from ..config import Settings
-from ..engine import AudioChunk, Engine
+from ..engine import AudioChunk, Caller, SpeechEngine
 from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..policy import CLOSE_POLICY, close_code
+from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
@@ -47,9 +48,9 @@ class DeepgramSocket(SocketRoute):
     def connection(self, websocket: WebSocket, outbox: Outbox) -> DeepgramConnection:
         query = websocket.query_params
         model = query.get("model", "")
-        return DeepgramConnection(websocket.state.engine, self.voices.deepgram(model),
-                                  query.get("encoding", "linear16"), query.get("sample_rate"),
-                                  model, outbox, self.limits)
+        return DeepgramConnection(engine_of(websocket), caller_of(websocket),
+                                  self.voices.deepgram(model), query.get("encoding", "linear16"),
+                                  query.get("sample_rate"), model, outbox, self.limits)
 
 
 def _format(encoding: str, sample_rate: str | None) -> AudioFormat:
@@ -73,9 +74,10 @@ class DeepgramConnection:
     route = "deepgram"
     idle_timeout_s: float | None = None
 
-    def __init__(self, engine: Engine, voice: str, encoding: str, sample_rate: str | None,
-                 model: str, outbox: Outbox, limits: SocketLimits) -> None:
+    def __init__(self, engine: SpeechEngine, caller: Caller, voice: str, encoding: str,
+                 sample_rate: str | None, model: str, outbox: Outbox, limits: SocketLimits) -> None:
         self.engine = engine
+        self.caller = caller
         self.voice = voice
         self.encoding = encoding
         self.sample_rate = sample_rate
@@ -141,7 +143,7 @@ class DeepgramConnection:
         if self.utterance is None or not self.utterance.busy:
             answers = _Answers(self)
             self.utterance = answers.owner = Utterance(self.engine, self.voice, self.format,
-                                                       answers, self.outbox)
+                                                       answers, self.outbox, caller=self.caller)
         self.utterance.push(text, self.limits, self.utterance.held_chars)
 
     def flush(self) -> None:

@@ -34,12 +34,13 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..config import Settings
-from ..engine import AudioChunk, Engine, SegmentFinished
+from ..engine import AudioChunk, Caller, SegmentFinished, SpeechEngine
 from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..outputs import parse_vendor_format
 from ..policy import CLOSE_POLICY, close_code
 from ..timings import SegmentTiming
+from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
@@ -75,7 +76,7 @@ class ElevenLabsSocket:
                    multi: bool) -> ElevenLabsConnection:
         voice = self.voices.lenient(websocket.path_params.get("voice_id", ""))
         query = websocket.query_params
-        return ElevenLabsConnection(websocket.state.engine, self, outbox, voice,
+        return ElevenLabsConnection(engine_of(websocket), caller_of(websocket), self, outbox, voice,
                                     query.get("output_format", "mp3_44100_128"),
                                     query.get("inactivity_timeout"), multi=multi)
 
@@ -143,9 +144,11 @@ class ElevenLabsConnection:
 
     route = "elevenlabs"
 
-    def __init__(self, engine: Engine, socket: ElevenLabsSocket, outbox: Outbox, voice: str,
-                 output_format: str, inactivity_timeout: str | None, *, multi: bool) -> None:
+    def __init__(self, engine: SpeechEngine, caller: Caller, socket: ElevenLabsSocket,
+                 outbox: Outbox, voice: str, output_format: str,
+                 inactivity_timeout: str | None, *, multi: bool) -> None:
         self.engine = engine
+        self.caller = caller
         self.socket = socket
         self.outbox = outbox
         self.voice = voice
@@ -246,7 +249,8 @@ class ElevenLabsConnection:
     def open(self, context_id: str) -> _Context:
         context = _Context(self, context_id)
         context.utterance = Utterance(self.engine, self.voice, self.format, context,
-                                      self.outbox, bit_rate=self.bit_rate, timed=True)
+                                      self.outbox, bit_rate=self.bit_rate, timed=True,
+                                      caller=self.caller)
         self.contexts[context_id] = context
         return context
 

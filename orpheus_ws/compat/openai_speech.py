@@ -37,7 +37,7 @@ from ..exceptions import OrpheusError, ValidationError
 from ..outputs import OutputFormat
 from ..params import MAX_TEXT_CHARS
 from ..policy import decide
-from ..transport.http_glue import DisconnectAwareStream, engine_of
+from ..transport.http_glue import DisconnectAwareStream
 from ..vocabulary import TOKENS_PER_FRAME
 from .speech import Tally, audio_pieces, first_piece, speech_response
 from .voices import VoiceMap
@@ -157,7 +157,7 @@ class OpenAISpeech:
         tally = Tally()
         try:
             pieces = await first_piece(request, audio_pieces(
-                engine_of(request), req.text, req.voice, req.format, speed=req.speed,
+                request, req.text, req.voice, req.format, speed=req.speed,
                 tally=tally))
         except OrpheusError as exc:
             return Response(status_code=499) if exc.code == "client_gone" else error(exc)

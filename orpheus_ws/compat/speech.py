@@ -15,11 +15,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..engine import AudioChunk, Engine
+from ..engine import AudioChunk
 from ..exceptions import OrpheusError, ValidationError
 from ..outputs import AudioOutput, OutputFormat
 from ..params import DEFAULTS, SamplingParams
-from ..transport.http_glue import DisconnectAwareStream, engine_of, until_disconnect
+from ..transport.http_glue import (
+    DisconnectAwareStream,
+    caller_of,
+    engine_of,
+    until_disconnect,
+)
 
 log = logging.getLogger("orpheus_ws.compat")
 
@@ -42,14 +47,16 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-async def audio_pieces(engine: Engine, text: str, voice: str, fmt: OutputFormat, *,
+async def audio_pieces(request: Request, text: str, voice: str, fmt: OutputFormat, *,
                        speed: float = 1.0, tally: Tally | None = None,
                        params: SamplingParams = DEFAULTS) -> AsyncGenerator[bytes, None]:
     """The encoded stream in pieces; a piece is yielded once it holds audio."""
     output = AudioOutput(fmt, speed=speed)
     pending = b""
+    engine, caller = engine_of(request), caller_of(request)
     # closed with this generator (a client gone), not when it is collected
-    async with contextlib.aclosing(engine.speak(text, voice=voice, params=params)) as events:
+    async with contextlib.aclosing(engine.speak(text, voice=voice, params=params,
+                                                caller=caller)) as events:
         async for event in events:
             if isinstance(event, AudioChunk):
                 if tally is not None:
@@ -102,7 +109,7 @@ async def speech_response(request: Request, text: str, voice: str, fmt: OutputFo
                           params: SamplingParams = DEFAULTS) -> Response:
     """The audio of ``text`` as a streamed response, or ``error(exc)`` if it fails first."""
     try:
-        pieces = await first_piece(request, audio_pieces(engine_of(request), text, voice, fmt,
+        pieces = await first_piece(request, audio_pieces(request, text, voice, fmt,
                                                          speed=speed, params=params))
     except OrpheusError as exc:
         if exc.code == "client_gone":

@@ -25,10 +25,11 @@ import orjson
 from starlette.websockets import WebSocket
 
 from ..config import Settings
-from ..engine import AudioChunk, Engine
+from ..engine import AudioChunk, Caller, SpeechEngine
 from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..policy import close_code
+from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
@@ -42,7 +43,7 @@ class TogetherSocket(SocketRoute):
         super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
     def connection(self, websocket: WebSocket, outbox: Outbox) -> TogetherConnection:
-        return TogetherConnection(websocket.state.engine, self, outbox,
+        return TogetherConnection(engine_of(websocket), caller_of(websocket), self, outbox,
                                   self.voices.lenient(websocket.query_params.get("voice", "")))
 
 
@@ -52,9 +53,10 @@ class TogetherConnection:
     route = "together"
     idle_timeout_s: float | None = None
 
-    def __init__(self, engine: Engine, socket: TogetherSocket, outbox: Outbox,
+    def __init__(self, engine: SpeechEngine, caller: Caller, socket: TogetherSocket, outbox: Outbox,
                  voice: str) -> None:
         self.engine = engine
+        self.caller = caller
         self.socket = socket
         self.voice = voice
         self.session_id = "sess_" + uuid.uuid4().hex[:16]
@@ -126,7 +128,7 @@ class TogetherConnection:
         if self.utterance is None or not self.utterance.busy:
             answers = _Answers(self)
             self.utterance = answers.owner = Utterance(
-                self.engine, self.voice, AudioFormat(), answers, self.outbox)
+                self.engine, self.voice, AudioFormat(), answers, self.outbox, caller=self.caller)
         item = "item_" + uuid.uuid4().hex[:16]
         self.items.append(item)
         self.outbox.put(dumps({"type": "conversation.item.input_text.received",

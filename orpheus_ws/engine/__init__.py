@@ -1,13 +1,16 @@
 """The speech engine's public face: the only names code outside ``engine/`` may import.
 
-Transports (the HTTP API, the WebSocket endpoint, the protocol adapters) need no more than:
+Transports (the HTTP API, the WebSocket endpoint, the protocol adapters) code against
+``SpeechEngine`` (``interface.py``) and need no more than:
 
-- ``Engine.synthesize(segments | TextFeed, voice=, params=, clock=)`` and ``Engine.speak(text,
+- ``synthesize(segments | TextFeed, voice=, params=, caller=, clock=)`` and ``speak(text,
   ...)``: an async iterator of typed events (``SegmentStarted``, ``AudioChunk``,
   ``SegmentFinished``, ``Flushed``); ``aclose()`` (or cancelling its task) aborts it;
+  ``Caller``: who asks (the API key's name, the route);
 - ``TextFeed``: text pushed piece by piece as an LLM writes it, flushed and ended;
 - ``PlayoutClock``: the listener's jitter buffer, for realtime pacing;
-- ``Engine.health()``, ``Engine.stats()``, ``Engine.voices``, ``Engine.record_first_audio``.
+- ``health()`` (``EngineHealth``), ``stats()``, ``voices``, ``ready``, ``drain()``,
+  ``idle()``, ``record_first_audio``.
 
 Putting an engine together: ``build_engine(settings)``, or ``Engine(LLMClient(url),
 DecoderService(codec))`` with a codec from ``load_codec`` (``SnacCodec``, ``PassThroughCodec``
@@ -17,7 +20,7 @@ tokens into SNAC codes, for the benchmarks that decode outside the engine.
 
 from __future__ import annotations
 
-from .admission import Admission, current_key, current_route
+from .admission import Admission
 from .build import build_engine, stream_tuning
 from .clock import PlayoutClock
 from .codec import Codec, PassThroughCodec, SnacCodec, load_codec, save_random_snac
@@ -26,6 +29,7 @@ from .decoder import DecoderService
 from .engine import Engine
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
 from .feed import TextFeed
+from .interface import Caller, DecoderHealth, EngineHealth, Segments, SpeechEngine
 from .llm import LLMClient
 from .pipeline import StreamTuning
 from .tokens import Frame, FrameParser
@@ -33,9 +37,12 @@ from .tokens import Frame, FrameParser
 __all__ = [
     "Admission",
     "AudioChunk",
+    "Caller",
     "Codec",
+    "DecoderHealth",
     "DecoderService",
     "Engine",
+    "EngineHealth",
     "Flushed",
     "Frame",
     "FrameParser",
@@ -44,14 +51,14 @@ __all__ = [
     "PlayoutClock",
     "SegmentFinished",
     "SegmentStarted",
+    "Segments",
     "SnacCodec",
     "SnacCodes",
+    "SpeechEngine",
     "StreamTuning",
     "SynthesisEvent",
     "TextFeed",
     "build_engine",
-    "current_key",
-    "current_route",
     "load_codec",
     "save_random_snac",
     "stream_tuning",

@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
 
 from ..exceptions import Draining, Overloaded, RateLimited
-from ..metrics import GENERATIONS_QUEUED
+from ..metrics import CONTEXTS_OPEN, GENERATIONS_QUEUED
 
 RETRY_AFTER_S = 2
-# Who asks, set by the transport for the request's or socket's task (and so inherited by the
-# tasks it starts): the name of the API key, and the kind of route (for the metrics).
-current_key: ContextVar[str | None] = ContextVar("orpheus_key", default=None)
-current_route: ContextVar[str] = ContextVar("orpheus_route", default="other")
 
 
 class Admission:
@@ -132,3 +128,39 @@ class Admission:
             yield
         finally:
             self.release(key)
+
+
+class UtteranceSlot:
+    """An utterance's generation slot, for the caller that opened it: taken when it has a
+    segment to generate, given back when it goes quiet, taken again (or refused) when it has
+    more to say. ``count(+1 / -1)`` follows the slots held."""
+
+    def __init__(self, admission: Admission, key: str | None,
+                 count: Callable[[int], None]) -> None:
+        self._admission = admission
+        self._key = key
+        self._count = count
+        self.held = False
+        self.opened_at = 0.0  # when first taken: the utterance's start
+
+    async def take(self) -> None:
+        if self.held:
+            return
+        await self._admission.acquire(self._key, returning=bool(self.opened_at))
+        self.held = True
+        self._count(+1)
+        if not self.opened_at:
+            self.opened_at = time.monotonic()
+            CONTEXTS_OPEN.inc()
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._count(-1)
+            self._admission.release(self._key)
+
+    def close(self) -> None:
+        """The utterance is over."""
+        self.give_back()
+        if self.opened_at:
+            CONTEXTS_OPEN.dec()

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
 import numpy as np
@@ -30,19 +30,19 @@ from ..formats import SAMPLE_RATE
 from ..metrics import (
     AUDIO_SECONDS,
     BACKEND_ERRORS,
-    CONTEXTS_OPEN,
     GENERATION_TIME,
     GENERATIONS_IN_FLIGHT,
     OVERLOAD_REFUSALS,
     TIME_TO_FIRST_AUDIO,
 )
 from ..params import SamplingParams
-from .admission import Admission, current_key, current_route
+from .admission import Admission, UtteranceSlot
 from .backends import BackendPool
 from .clock import PlayoutClock
 from .decoder import DecoderService
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
 from .feed import FlushMark, TextFeed
+from .interface import Caller, EngineHealth, Segments
 from .llm import LLMClient
 from .pipeline import StreamTuning, stream_segment
 from .segmenter import chars_for_tokens, split_text
@@ -76,9 +76,6 @@ async def _take(queue: asyncio.Queue[Any]) -> Any:
     return item
 
 
-Segments = AsyncIterable[str] | Iterable[str] | TextFeed
-
-
 async def _aiter(segments: Segments) -> AsyncGenerator[str | FlushMark, None]:
     if isinstance(segments, AsyncIterable):
         async for segment in segments:
@@ -86,40 +83,6 @@ async def _aiter(segments: Segments) -> AsyncGenerator[str | FlushMark, None]:
     else:
         for segment in segments:
             yield segment
-
-
-class _Slot:
-    """An utterance's generation slot, for the caller that opened it: taken when it has a
-    segment to generate, given back when it goes quiet, taken again (or refused) when it has
-    more to say."""
-
-    def __init__(self, engine: Engine, key: str | None) -> None:
-        self._engine = engine
-        self._key = key
-        self.held = False
-        self.opened_at = 0.0  # when first taken: the utterance's start
-
-    async def take(self) -> None:
-        if self.held:
-            return
-        await self._engine.admission.acquire(self._key, returning=bool(self.opened_at))
-        self.held = True
-        self._engine.utterances += 1
-        if not self.opened_at:
-            self.opened_at = time.monotonic()
-            CONTEXTS_OPEN.inc()
-
-    def give_back(self) -> None:
-        if self.held:
-            self.held = False
-            self._engine.utterances -= 1
-            self._engine.admission.release(self._key)
-
-    def close(self) -> None:
-        """The utterance is over."""
-        self.give_back()
-        if self.opened_at:
-            CONTEXTS_OPEN.dec()
 
 
 class Engine:
@@ -140,6 +103,8 @@ class Engine:
         # Utterances holding a generation slot now: generating or delivering, not quiet (what
         # a drain waits for). CONTEXTS_OPEN counts those admitted and not over, quiet or not.
         self.utterances = 0
+        self._idle = asyncio.Event()  # set while utterances == 0
+        self._idle.set()
         self.decoder = decoder
         self.voices = voices
         self.tuning = tuning
@@ -166,6 +131,29 @@ class Engine:
             "asyncio_tasks": len(asyncio.all_tasks()),  # bench soak: flat over a run
         }
 
+    def count_utterances(self, change: int) -> None:
+        self.utterances += change
+        if self.utterances:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.decoder.running
+
+    @property
+    def draining(self) -> bool:
+        return self.admission.draining
+
+    def drain(self) -> None:
+        """Admits nothing new; utterances admitted before may speak on (``admission.py``)."""
+        self.admission.draining = True
+
+    async def idle(self) -> None:
+        """Returns once no utterance holds a generation slot."""
+        await self._idle.wait()
+
     def check_voice(self, voice: str) -> None:
         if voice not in self.voices:
             raise UnknownVoice(voice, self.voices)
@@ -184,7 +172,7 @@ class Engine:
         await self.llm.close()
         await self.decoder.close()
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> EngineHealth:
         codec = self.decoder.codec
         return {
             "backend": await self.llm.health(),
@@ -197,6 +185,8 @@ class Engine:
                 "stats": self.decoder.stats.as_dict(),
             },
             "generations_in_flight": self.in_flight,
+            "utterances": self.utterances,
+            "draining": self.draining,
         }
 
     def speak(
@@ -205,11 +195,13 @@ class Engine:
         *,
         voice: str,
         params: SamplingParams,
+        caller: Caller = Caller(),
         clock: PlayoutClock | None = None,
     ) -> AsyncGenerator[SynthesisEvent, None]:
         """A whole text, split at sentence ends into segments that fit ``max_tokens`` each."""
         segments = split_text(text, chars_for_tokens(params.max_tokens))
-        return self.synthesize(segments, voice=voice, params=params, clock=clock)
+        return self.synthesize(segments, voice=voice, params=params, caller=caller,
+                               clock=clock)
 
     async def synthesize(
         self,
@@ -217,17 +209,19 @@ class Engine:
         *,
         voice: str,
         params: SamplingParams,
+        caller: Caller = Caller(),
         clock: PlayoutClock | None = None,
         first_index: int = 0,
     ) -> AsyncGenerator[SynthesisEvent, None]:
         """Ordered events for each segment. A generation slot (``admission.py``) is taken for
-        the caller (``current_key`` where iteration starts) whenever the utterance has a
+        the caller (its key: the per-key cap) whenever the utterance has a
         segment to generate, and given back whenever it goes quiet: every segment so far
         delivered, the source waiting for text. Raises a segment's OrpheusError, or why a
         slot was refused (before any event, where the first segment's is)."""
         self.check_voice(voice)
-        route = current_route.get()
-        slot = _Slot(self, current_key.get())  # the same caller for every slot it takes
+        route = caller.route
+        # the same caller for every slot it takes
+        slot = UtteranceSlot(self.admission, caller.key, self.count_utterances)
         # first audio and generation time count from the first slot, not from the wait for it
         samples, first_audio_at, last_audio_at = 0, 0.0, 0.0
         try:
@@ -259,7 +253,7 @@ class Engine:
     async def _synthesize(
         self,
         segments: Segments,
-        slot: _Slot,
+        slot: UtteranceSlot,
         *,
         voice: str,
         params: SamplingParams,

@@ -27,10 +27,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from ..engine import current_key, current_route
+from ..engine import Caller
 from ..exceptions import ClientGone
 from ..logs import log_id
 from ..metrics import AUTH_REFUSALS, HTTP_RESPONSES, OVERLOAD_REFUSALS, SOCKETS_OPEN
+from ..transport.http_glue import CALLER
 from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
 from .limits import BoundedBody, Refusal, declared_too_large
 
@@ -113,15 +114,13 @@ class Gate:
                 await self.refuse(scope, receive, send, 401, "auth", kind.error(
                     "invalid_api_key", message), message)
                 return
-        key_token, route_token = current_key.set(name), current_route.set(kind.name)
-        try:
-            if socket:
-                await self.socket(scope, receive, send, kind.name)
-            else:
-                await self.request(scope, receive, send, kind.name)
-        finally:
-            current_key.reset(key_token)
-            current_route.reset(route_token)
+        # Who asks goes on with the request, in its own state (a copy per request), for the
+        # transports to pass to the engine explicitly.
+        scope["state"] = {**(scope.get("state") or {}), CALLER: Caller(name, kind.name)}
+        if socket:
+            await self.socket(scope, receive, send, kind.name)
+        else:
+            await self.request(scope, receive, send, kind.name)
 
     @staticmethod
     def counting(send: Send, route: str) -> Send:
@@ -189,7 +188,7 @@ class Gate:
         """(code, message) of why the server can't take a socket now, or None."""
         state: dict[str, Any] = scope.get("state") or {}
         engine = state.get("engine")
-        if engine is not None and engine.admission.draining:
+        if engine is not None and engine.draining:
             return "draining", "the server is shutting down; connect to another"
         if self.open >= self.max_connections:
             return ("server_full", f"the server has {self.open} open sockets, its most; "

@@ -23,12 +23,18 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..audio import wav_bytes
-from ..engine import AudioChunk, Engine
+from ..engine import AudioChunk
 from ..exceptions import ClientGone, OrpheusError, ValidationError
 from ..formats import SAMPLE_RATE
 from ..metrics import exposition
 from ..params import TTSRequest, parse_tts_request
-from ..transport.http_glue import DisconnectAwareStream, engine_of, until_disconnect
+from ..policy import RETRY_AFTER_S
+from ..transport.http_glue import (
+    DisconnectAwareStream,
+    caller_of,
+    engine_of,
+    until_disconnect,
+)
 from ..vocabulary import EMOTION_TAGS
 from .errors import error_response
 
@@ -74,7 +80,7 @@ class HttpApi:
         })
 
     async def health(self, request: Request) -> Response:
-        info = await engine_of(request).health()
+        info: dict[str, Any] = {**await engine_of(request).health()}
         ok = info["backend"]["status"] == "ok"
         managed = request.state.managed
         if managed is not None:  # the llama-server this server runs
@@ -93,13 +99,13 @@ class HttpApi:
         managed = request.state.managed
         if managed is not None and managed.health()["state"] != "ready":
             waiting.append(f"llama-server: {managed.health()['state']}")
-        if not engine.decoder.running:
+        if not engine.ready:
             waiting.append("decoder: not running")
-        if engine.admission.draining:
+        if engine.draining:
             waiting.append("draining: the server is shutting down")
         return JSONResponse({"ready": not waiting, "waiting_for": waiting},
                             status_code=503 if waiting else 200,
-                            headers={"Retry-After": "2"} if waiting else None)
+                            headers={"Retry-After": str(RETRY_AFTER_S)} if waiting else None)
 
     async def metrics(self, request: Request) -> Response:
         body, media_type = exposition()
@@ -120,22 +126,25 @@ class HttpApi:
         return parse_tts_request(data, engine_of(request).voices, self.default_voice)
 
     @staticmethod
-    def _chunks(engine: Engine, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
+    def _chunks(request: Request, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
+        engine, caller = engine_of(request), caller_of(request)
+
         async def only_audio() -> AsyncGenerator[AudioChunk, None]:
             # closed with this generator (a client gone), not when it is collected
             async with contextlib.aclosing(engine.speak(
-                    req.text, voice=req.voice, params=req.params)) as events:
+                    req.text, voice=req.voice, params=req.params, caller=caller)) as events:
                 async for event in events:
                     if isinstance(event, AudioChunk):
                         yield event
         return only_audio()
 
-    async def _whole(self, engine: Engine, req: TTSRequest) -> tuple[np.ndarray, float, float]:
+    async def _whole(self, request: Request,
+                     req: TTSRequest) -> tuple[np.ndarray, float, float]:
         """All samples, time to first audio (ms) and processing time (ms)."""
         started = time.monotonic()
         ttfa = 0.0
         parts: list[np.ndarray] = []
-        async for chunk in self._chunks(engine, req):
+        async for chunk in self._chunks(request, req):
             ttfa = ttfa or (time.monotonic() - started) * 1000
             parts.append(chunk.pcm)
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
@@ -161,7 +170,7 @@ class HttpApi:
         """A whole request's samples, TTFA (ms), processing time (ms), duration (s); logged
         as the seed server does."""
         req = await self._parse(request)
-        pcm, ttfa, total = await until_disconnect(request, self._whole(engine_of(request), req))
+        pcm, ttfa, total = await until_disconnect(request, self._whole(request, req))
         duration = pcm.shape[0] / SAMPLE_RATE
         log.info("%s completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",
                  label, len(req.text), duration, total, ttfa)
@@ -194,7 +203,7 @@ class HttpApi:
         async def handler() -> Response:
             req = await self._parse(request)
             started = time.monotonic()
-            chunks = self._chunks(engine_of(request), req)
+            chunks = self._chunks(request, req)
             try:
                 first = await until_disconnect(request, anext(chunks))
             except StopAsyncIteration:

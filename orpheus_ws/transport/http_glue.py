@@ -1,4 +1,5 @@
-"""HTTP glue shared by every route: the engine from the lifespan state, and a client that
+"""HTTP glue shared by every route: the engine and the caller from the request's state, and a
+client that
 goes away cancelling its request's work (the sender and a disconnect listener in one wait,
 as Starlette's own StreamingResponse does)."""
 
@@ -9,11 +10,11 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..engine import Engine
+from ..engine import Caller, SpeechEngine
 from ..exceptions import ClientGone
 
 T = TypeVar("T")
@@ -55,7 +56,17 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         await asyncio.gather(task, listener, return_exceptions=True)
 
 
-def engine_of(request: Request) -> Engine:
+CALLER = "caller"  # the key in a request's or socket's state (scope["state"])
+
+
+def engine_of(connection: HTTPConnection) -> SpeechEngine:
     """The engine the application's lifespan put in its state."""
-    engine: Engine = request.state.engine
+    engine: SpeechEngine = connection.state.engine
     return engine
+
+
+def caller_of(connection: HTTPConnection) -> Caller:
+    """Who asks, as the gate found it (``http/gate.py``): the key's name and the route."""
+    state: dict[str, object] = connection.scope.get("state") or {}
+    caller = state.get(CALLER)
+    return caller if isinstance(caller, Caller) else Caller()

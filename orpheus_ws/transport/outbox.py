@@ -47,6 +47,8 @@ class Outbox:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._empty = asyncio.Event()  # set while nothing is queued
+        self._empty.set()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -65,6 +67,7 @@ class Outbox:
             on_sent: Callable[[float], None] | None = None) -> None:
         item = Outgoing(data, owner, on_sent)
         self._items.append(item)
+        self._empty.clear()
         self._bytes += item.size
         if self._bytes >= self.max_bytes:
             self._room.clear()
@@ -94,6 +97,12 @@ class Outbox:
         while not self._room.is_set():
             await self._room.wait()
 
+    async def sent(self) -> None:
+        """Returns once nothing is queued (the send loop has taken everything)."""
+        await self._empty.wait()
+
     def _update_room(self) -> None:
+        if not self._items:
+            self._empty.set()
         if self._bytes < self.max_bytes:
             self._room.set()

@@ -246,6 +246,10 @@ class SocketRegistry:
         """Some socket still has audio being generated or to send."""
         return any(runtime.busy for runtime in self.runtimes)
 
+    async def sent(self) -> None:
+        """Returns once every socket has sent what is queued for it."""
+        await asyncio.gather(*(runtime.outbox.sent() for runtime in list(self.runtimes)))
+
     async def shutdown(self) -> None:
         """Closes every socket with 1001 after its protocol's goodbye."""
         await asyncio.gather(*(r.shut_down() for r in list(self.runtimes)),

@@ -17,10 +17,11 @@ import orjson
 
 from ..engine import (
     AudioChunk,
-    Engine,
+    Caller,
     Flushed,
     PlayoutClock,
     SegmentFinished,
+    SpeechEngine,
     SynthesisEvent,
     TextFeed,
 )
@@ -64,12 +65,14 @@ class Sink:
 class Utterance:
     """One utterance of a vendor socket, running as soon as it is made."""
 
-    def __init__(self, engine: Engine, voice: str, fmt: AudioFormat, sink: Sink,
-                 outbox: Outbox, *, params: SamplingParams = DEFAULTS,
+    def __init__(self, engine: SpeechEngine, voice: str, fmt: AudioFormat, sink: Sink,
+                 outbox: Outbox, *, caller: Caller = Caller(),
+                 params: SamplingParams = DEFAULTS,
                  idle_flush_s: float = 0.3, bit_rate: int | None = None,
                  timed: bool = False) -> None:
         self.feed = TextFeed(max_tokens=params.max_tokens, idle_flush_s=idle_flush_s)
         self._engine = engine
+        self._caller = caller
         self._audio = FrameAudio(fmt, bit_rate=bit_rate)
         self._sink = sink
         self._outbox = outbox
@@ -91,7 +94,8 @@ class Utterance:
             # aclosing: a cancel that lands outside the engine's stream (waiting for room)
             # closes it, and so its LLM requests, at once, not when it is collected
             async with contextlib.aclosing(self._engine.synthesize(
-                    self.feed, voice=voice, params=params, clock=PlayoutClock())) as events:
+                    self.feed, voice=voice, params=params, caller=self._caller,
+                    clock=PlayoutClock())) as events:
                 async for event in events:
                     await self._deliver(event)
             self._drain()

@@ -16,11 +16,12 @@ import time
 
 from ..engine import (
     AudioChunk,
-    Engine,
+    Caller,
     Flushed,
     PlayoutClock,
     SegmentFinished,
     SegmentStarted,
+    SpeechEngine,
     SynthesisEvent,
     TextFeed,
 )
@@ -38,10 +39,12 @@ log = logging.getLogger("orpheus_ws.ws")
 class Delivery:
     """Feeds a context's text to the engine and sends what comes back, in order."""
 
-    def __init__(self, context: Context[Delivery], engine: Engine, outbox: Outbox) -> None:
+    def __init__(self, context: Context[Delivery], engine: SpeechEngine, outbox: Outbox,
+                 caller: Caller = Caller()) -> None:
         self.context = context
         self.engine = engine
         self.outbox = outbox
+        self.caller = caller
         options = context.options
         self.feed = TextFeed(max_tokens=options.params.max_tokens, buffering=options.buffering,
                              idle_flush_s=options.buffer_delay_ms / 1000)
@@ -75,7 +78,7 @@ class Delivery:
             # aclosing: a cancel that lands outside the engine's stream (waiting for room)
             # closes it, and so its LLM requests, at once, not when it is collected
             async with contextlib.aclosing(self.engine.synthesize(
-                self.feed, voice=options.voice, params=options.params,
+                self.feed, voice=options.voice, params=options.params, caller=self.caller,
                 clock=PlayoutClock(options.client_buffer_ms / 1000),
             )) as stream:
                 async for item in stream:

@@ -16,13 +16,14 @@ import uuid
 from starlette.websockets import WebSocket
 
 from ..config import Settings
-from ..engine import Engine
+from ..engine import Caller, SpeechEngine
 from ..exceptions import ConnectionFault, RequestError
 from ..formats import ENCODINGS, SAMPLE_RATE, SAMPLE_RATES, AudioFormat
 from ..logs import log_id
 from ..metrics import PROTOCOL_ERRORS
 from ..params import DEFAULTS
 from ..policy import CLOSE_SLOW_CONSUMER, close_code
+from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
@@ -53,7 +54,7 @@ class WebSocketEndpoint(SocketRoute):
         super().__init__(registry, SocketLimits.from_settings(settings), self.connection)
 
     def connection(self, websocket: WebSocket, outbox: Outbox) -> Connection:
-        return Connection(websocket.state.engine, self.settings, outbox)
+        return Connection(engine_of(websocket), self.settings, outbox, caller_of(websocket))
 
 
 class Connection:
@@ -62,8 +63,10 @@ class Connection:
     route = "native"
     idle_timeout_s: float | None = None
 
-    def __init__(self, engine: Engine, settings: Settings, outbox: Outbox | None = None) -> None:
+    def __init__(self, engine: SpeechEngine, settings: Settings, outbox: Outbox | None = None,
+                 caller: Caller = Caller()) -> None:
         self.engine = engine
+        self.caller = caller
         self.settings = settings
         defaults = Options(settings.default_voice, DEFAULTS, AudioFormat(), "auto",
                            settings.ws_buffer_delay_ms)
@@ -149,7 +152,7 @@ class Connection:
         self.text_limits.check_text(len(message.text), 0, held, context_id=message.context_id)
         context, opened = self.session.text(message.context_id, message.overrides)
         if opened:
-            context.handle = Delivery(context, self.engine, self.outbox)
+            context.handle = Delivery(context, self.engine, self.outbox, self.caller)
             self.enqueue(events.context_started(context.id, options_dict(context.options)))
             task = context.handle.start()
             task.add_done_callback(functools.partial(self.retire, context))
