@@ -14,6 +14,7 @@ DEFAULT_VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
 # Orpheus 3B, the English fine-tune, one Q4_K_M GGUF (2 GB): llama.cpp's default quant, the
 # smallest download of the published ones, and fast enough on a CPU to try it (README).
 DEFAULT_MODEL = "isaiahbjork/orpheus-3b-0.1-ft-Q4_K_M-GGUF"
+DEFAULT_SNAC = "hubertsiuzdak/snac_24khz"  # SNAC 24 kHz, the codec Orpheus writes tokens for
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class Settings:
     llm_model: str = "orpheus"
     llm_timeout: float = 30.0
     llm_check_interval: float = 2.0  # seconds between health checks of several backends
-    snac_model: str = "hubertsiuzdak/snac_24khz"
+    snac_model: str = DEFAULT_SNAC
     device: str = "auto"
     voices: str = ",".join(DEFAULT_VOICES)
     default_voice: str = "tara"

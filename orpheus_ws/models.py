@@ -32,11 +32,11 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from .config import DEFAULT_MODEL, DEFAULT_SNAC
+
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SNAC", "SNAC_FILES", "ModelError", "add_download_arguments",
            "download", "resolve_gguf", "resolve_snac", "run_download"]
 
-DEFAULT_MODEL = "isaiahbjork/orpheus-3b-0.1-ft-Q4_K_M-GGUF"
-DEFAULT_SNAC = "hubertsiuzdak/snac_24khz"
 SNAC_FILES = ("config.json", "pytorch_model.bin")
 DEFAULT_QUANT = "Q4_K_M"  # what llama.cpp's -hf picks when a repo has several quants
 LIST_TIMEOUT_S = 10.0

@@ -19,8 +19,9 @@ import pytest
 import pytest_asyncio
 
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, find_llama_server
+from orpheus_ws.devtools.random_snac import save_random_snac
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
-from orpheus_ws.engine.codec import SnacCodec, save_random_snac
+from orpheus_ws.engine.codec import SnacCodec
 from tests.support.tiny_gguf import write_tiny_orpheus_gguf
 
 from .utils import TIMEOUT_SCALE, scaled

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from orpheus_ws.devtools.random_snac import save_random_snac
 from orpheus_ws.engine.codec import (
     SNAC_24KHZ_CONFIG,
     PassThroughCodec,
     SnacCodec,
     load_codec,
     resolve_device,
-    save_random_snac,
 )
 from orpheus_ws.exceptions import DecoderError
 

@@ -4,15 +4,17 @@ WebSocket is never accepted and never reaches a route."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from orpheus_ws.http.auth import KeyRing
+from orpheus_ws.http.auth import KeyRing, route_kind
 from orpheus_ws.http.gate import Gate
 from orpheus_ws.logs import RequestIds
+from orpheus_ws.metrics import HTTP_RESPONSES
 from orpheus_ws.transport.http_glue import CALLER
 
 KEY = "s3cret-key"
@@ -315,3 +317,36 @@ def test_a_traceback_still_follows_its_escaped_message() -> None:
     out = TextLines().format(record)
     first, *rest = out.splitlines()
     assert first.endswith("bad\\npath") and rest[0].startswith("Traceback")
+
+
+def counted(path: str, status: str) -> float:
+    """The responses counted for ``path``'s route kind with ``status``."""
+    route = route_kind(path).name
+    return float(HTTP_RESPONSES.labels(route, status)._value.get())
+
+
+@pytest.mark.parametrize("path,code_of", [
+    ("/v1/audio/speech", lambda b: b["error"]["code"]),
+    ("/v1/speak", lambda b: b["err_code"].lower()),
+    ("/v1/text-to-speech/tara", lambda b: b["detail"]["status"]),
+    ("/tts/bytes", lambda b: b["code"]),
+    ("/api/tts", lambda b: b["error"]["code"]),
+])
+async def test_a_route_that_fails_unexpectedly_gets_the_policys_500_in_its_shape(
+        path: str, code_of: Callable[[Any], str]) -> None:
+    """A bug in a route is a 500 in the route's own shape, counted, with nothing of the
+    exception's text (Starlette's own answer would be a plain-text 500, uncounted)."""
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("secret /internal/path.py")
+
+    done = Call()
+    gate = Gate(broken, keys=KeyRing(), max_connections=10, allowed_origins=["*"],
+                max_body_bytes=1024, body_timeout_s=30)
+    before = counted(path, "500")
+    await gate({"type": "http", "method": "POST", "path": path, "query_string": b"",
+                "headers": [], "state": {}}, done.receive, done.send)
+    assert done.status == 500
+    assert code_of(done.body) == "internal_error"
+    assert b"secret" not in b"".join(m.get("body", b"") for m in done.sent)
+    assert counted(path, "500") == before + 1

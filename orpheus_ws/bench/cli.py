@@ -90,7 +90,7 @@ def run_bench(args: argparse.Namespace) -> int:
 def _run_bench(args: argparse.Namespace) -> int:
     if args.snac_model is not None or args.scenario in NO_SNAC:
         return _run(args, args.snac_model)
-    from ..engine import save_random_snac
+    from ..devtools.random_snac import save_random_snac
 
     # Random weights (same network and cost as the published ones), removed afterwards.
     with tempfile.TemporaryDirectory(prefix="snac-random-") as folder:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from .admission import Admission
 from .build import build_engine, stream_tuning
 from .clock import PlayoutClock
-from .codec import Codec, PassThroughCodec, SnacCodec, load_codec, save_random_snac
+from .codec import SNAC_24KHZ_CONFIG, Codec, PassThroughCodec, SnacCodec, load_codec
 from .codes import SnacCodes
 from .decoder import DecoderService
 from .engine import Engine
@@ -35,6 +35,7 @@ from .pipeline import StreamTuning
 from .tokens import Frame, FrameParser
 
 __all__ = [
+    "SNAC_24KHZ_CONFIG",
     "Admission",
     "AudioChunk",
     "Caller",
@@ -60,6 +61,5 @@ __all__ = [
     "TextFeed",
     "build_engine",
     "load_codec",
-    "save_random_snac",
     "stream_tuning",
 ]

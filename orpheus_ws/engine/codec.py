@@ -8,9 +8,7 @@ exists only to measure the server's own overhead in benchmarks.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -181,23 +179,6 @@ class SnacCodec:
         padded = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) if pad else c
                   for c in (c0, c1, c2)]
         return self._run(self._compiled, *padded)[:batch]
-
-
-def save_random_snac(folder: Path, *, seed: int = 0) -> Path:
-    """Writes SNAC 24 kHz with random weights as ``config.json`` + ``pytorch_model.bin``.
-
-    The same architecture and cost as the published weights, loadable through the same path
-    (``--snac-model FOLDER``); it decodes to noise, not speech. For tests and benchmarks.
-    """
-    import torch
-    from snac import SNAC
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    net = SNAC(**SNAC_24KHZ_CONFIG)
-    (folder / "config.json").write_text(json.dumps(SNAC_24KHZ_CONFIG))
-    torch.save(net.state_dict(), folder / "pytorch_model.bin")
-    return folder
 
 
 def load_codec(model: str, device: str, *, kind: str = "snac", noise: bool = True,

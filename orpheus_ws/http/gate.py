@@ -31,6 +31,7 @@ from ..engine import Caller
 from ..exceptions import ClientGone
 from ..logs import log_id
 from ..metrics import AUTH_REFUSALS, HTTP_RESPONSES, OVERLOAD_REFUSALS, SOCKETS_OPEN
+from ..policy import decide
 from ..transport.http_glue import CALLER
 from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
 from .limits import BoundedBody, Refusal, declared_too_large
@@ -152,6 +153,13 @@ class Gate:
         except ClientGone:
             if body.refused is None:
                 raise
+        except Exception as exc:  # a bug: the policy's 500 in the route's shape, counted
+            if body.started:
+                raise
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            decision = decide(exc)
+            await self.refuse(scope, receive, send, decision.status, "internal", route_kind(
+                scope.get("path", "")).error(decision.code, decision.message), decision.message)
 
     async def socket(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
         reason = self.overload(scope)

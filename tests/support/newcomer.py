@@ -36,7 +36,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from orpheus_ws.engine.codec import save_random_snac
+from orpheus_ws.devtools.random_snac import save_random_snac
 from orpheus_ws.models import DEFAULT_MODEL, DEFAULT_SNAC
 
 from .fake_hub import FakeHub
