@@ -6,7 +6,8 @@ PCM), ``all`` (every one of those), ``load`` (a custom load against a running se
 ``soak`` (N sessions for --minutes with random cancels and drops: leaks, exactness; not in
 ``all``), ``cancel`` (--cancels cancels against a real llama-server, --llm-url: slot idle time,
 frames after ``cancelled``; not in ``all``), ``gpu`` (the GPU measurement: CUDA checks,
-decode cost by batch, real-time streams carried; ``--smoke`` for tiny sizes). The scenarios
+decode cost by batch, real-time streams carried; ``--smoke`` for tiny sizes), ``messages``
+(what one client message costs the event loop: the segmenter, a socket adapter). The scenarios
 start a stand-in LLM server, or use a running one (e.g. a real llama-server) with --llm-url.
 Each prints a table and writes JSON (--out). Without --snac-model, SNAC with random weights
 (same network, same cost) is written to a temporary folder, so no weights are downloaded.
@@ -28,8 +29,9 @@ from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
-             "load", "soak", "cancel", "gpu")
-NO_SNAC = ("load", "soak", "cancel")  # the pass-through codec or no server: no SNAC weights
+             "load", "soak", "cancel", "gpu", "messages")
+# the pass-through codec or no server: no SNAC weights
+NO_SNAC = ("load", "soak", "cancel", "messages")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +113,12 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
                 paced=args.paced, jitter_s=args.jitter_ms / 1000))
             report["load"] = summarize(results)
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
+            continue
+        if name == "messages":
+            from .messages import run_messages
+
+            report[name] = result = run_messages()
+            _print_table(name, result)
             continue
         if name == "gpu":
             from .gpu import run_gpu
