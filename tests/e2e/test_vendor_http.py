@@ -103,11 +103,18 @@ async def test_cartesia_bytes(output_format: dict[str, Any], raw: tuple[int, int
     ("/v1/text-to-speech/zac?output_format=mp3_1_2", {"text": "Hi."}),
     ("/tts/bytes", {"transcript": "Hi.", "output_format": {"encoding": "pcm_s24le"}}),
     ("/tts/bytes", {"transcript": None}),
+    # The robustness probe's (#19): each was a plain-text 500, or a ValueError's text.
+    ("/v1/speak?encoding=mp3&bit_rate=-5", {"text": "Hi."}),
+    ("/v1/speak?sample_rate=abc", {"text": "Hi."}),
+    ("/v1/text-to-speech/zac?output_format=mp3_44100_99999", {"text": "Hi."}),
+    ("/tts/bytes", {"transcript": "Hi.", "output_format": {"encoding": ["pcm_s16le"]}}),
+    ("/tts/bytes", {"transcript": "Hi.", "output_format": {"sample_rate": "fast"}}),
 ])
 async def test_bad_vendor_requests_are_400(path: str, body: dict[str, Any],
                                            standin_server: ServerProcess) -> None:
-    status, content_type, _ = await post(standin_server, path, body)
-    assert status == 400 and content_type == "application/json"
+    status, content_type, data = await post(standin_server, path, body)
+    assert status == 400 and content_type == "application/json", data[:300]
+    assert b"invalid literal" not in data and b"Traceback" not in data
 
 
 async def test_a_dead_backend_is_503_on_every_vendor_route(
