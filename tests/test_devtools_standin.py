@@ -235,14 +235,19 @@ async def test_fault_refuse() -> None:
         assert server.active == 0
 
 
-async def test_fault_garbage() -> None:
+async def test_fault_garbage_is_one_stray_and_strays_are_every_token() -> None:
     config = StandinConfig(tokens_per_second=FAST, frames=4, fault="garbage")
     async with StandinLLMServer(config) as server:
         tokens, _, _ = await native(server.url)
+        server.config = StandinConfig(tokens_per_second=FAST, frames=4, fault="strays")
+        strays, _, _ = await native(server.url)
     parser = FrameParser()
     assert len(parser.feed(tokens[:14])) == 2
+    assert len(parser.feed(tokens[14:])) == 1 and parser.dropped_frames == 1
+    parser = FrameParser()
+    assert len(parser.feed(strays[:14])) == 2
     with pytest.raises(InvalidAudioToken):
-        parser.feed(tokens[14:])
+        parser.feed(strays[14:])
 
 
 async def test_fault_fail_midway() -> None:

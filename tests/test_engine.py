@@ -210,7 +210,7 @@ async def test_failing_source_ends_the_stream_after_earlier_segments(
 
 @pytest.mark.parametrize("fault,error", [
     ("refuse", BackendUnavailable),
-    ("garbage", BackendProtocolError),
+    ("strays", BackendProtocolError),
     ("text", BackendProtocolError),
     ("fail_midway", BackendError),
 ])

@@ -184,16 +184,21 @@ async def test_text_is_rejected(standin: StandinLLMServer, make_client: MakeClie
         await collect(make_client(standin.url, "openai"))
 
 
-async def test_garbage_is_rejected_by_the_parser(standin: StandinLLMServer,
-                                                 make_client: MakeClient) -> None:
+async def test_a_stray_token_costs_one_frame_and_strays_are_rejected(
+        standin: StandinLLMServer, make_client: MakeClient) -> None:
     standin.config.frames = 4
-    standin.config.fault = "garbage"
+    standin.config.fault = "garbage"  # one audio token out of position, in the third frame
     parser = FrameParser()
     frames = 0
+    async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
+        frames += len(parser.feed(batch))
+    assert (frames, parser.dropped_frames) == (3, 1)
+    standin.config.fault = "strays"  # every token out of position from the third frame on
+    parser = FrameParser()
     with pytest.raises(InvalidAudioToken):
         async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
-            frames += len(parser.feed(batch))
-    assert parser.audio_tokens == 14  # the two good frames, then the misplaced token
+            parser.feed(batch)
+    assert parser.audio_tokens < 14 + 14  # the two good frames, then refused within two
 
 
 async def test_failure_midway_is_a_backend_error(standin: StandinLLMServer,

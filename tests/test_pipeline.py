@@ -32,6 +32,7 @@ from orpheus_ws.exceptions import (
     BackendUnavailable,
     DecoderError,
 )
+from orpheus_ws.metrics import FRAMES_DROPPED
 from orpheus_ws.params import SamplingParams
 
 from .fakes import ConstantCodec, FailingCodec, decoders, relative_error
@@ -166,7 +167,7 @@ async def test_first_window_follows_the_audio_in_hand(
 @pytest.mark.parametrize("fault,error", [
     ("refuse", BackendUnavailable),
     ("text", BackendProtocolError),
-    ("garbage", BackendProtocolError),
+    ("strays", BackendProtocolError),
 ])
 async def test_backend_faults(fault: str, error: type[Exception], standin: StandinLLMServer,
                               llm: LLMClient,
@@ -313,3 +314,17 @@ async def test_streams_that_ride_other_calls_still_emit_every_frame_once(
         assert np.array_equal(np.concatenate([c.pcm for c in chunks]), want)
     assert decoder.stats.invited > 0
     assert decoder.stats.windows > decoder.stats.calls  # the riders shared calls
+
+
+async def test_a_stray_token_costs_one_frame_of_the_segment(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """One audio token out of position: its frame is dropped, counted, and the segment goes
+    on, every other frame emitted once."""
+    standin.config.frames = 5
+    standin.config.fault = "garbage"  # in the third frame
+    before = FRAMES_DROPPED._value.get()
+    chunks = [chunk async for chunk in stream_segment(
+        llm, make_decoder(ConstantCodec()), voice="tara", text=TEXT, params=PARAMS)]
+    check_chunks(chunks, 4)
+    assert FRAMES_DROPPED._value.get() == before + 1

@@ -88,26 +88,68 @@ def test_genuine_code_zero_is_kept() -> None:
 
 
 @pytest.mark.parametrize("position", range(7))
-def test_code_4096_is_rejected(position: int) -> None:
-    # 4096 at position p is the id of code 0 at position p + 1; the references accept it.
+def test_code_4096_is_a_stray_or_no_audio_code(position: int) -> None:
+    """4096 at position p is the id of code 0 at position p + 1 (the references accept it):
+    a stray, costing the frame it falls in; past position 6 it is no audio code at all."""
     parser = FrameParser()
     parser.feed(tokens_of([(1, 2, 3, 4, 5, 6, 7)])[:position])
-    with pytest.raises(InvalidAudioToken):
-        parser.feed([AUDIO_TOKEN_BASE + position * CODEBOOK_SIZE + CODEBOOK_SIZE])
+    stray = AUDIO_TOKEN_BASE + position * CODEBOOK_SIZE + CODEBOOK_SIZE
+    if position == 6:
+        with pytest.raises(InvalidAudioToken):
+            parser.feed([stray])
+        return
+    assert parser.feed([stray]) == []
+    assert parser.dropped_frames == 1
+    assert [f.codes for f in parser.feed(tokens_of([(9,) * 7]))] == [(9,) * 7]  # in step again
 
 
 @pytest.mark.parametrize("position", range(7))
-def test_token_for_another_position_is_rejected(position: int) -> None:
+@pytest.mark.parametrize("other", range(7))
+def test_one_stray_token_costs_the_frame_it_falls_in(position: int, other: int) -> None:
+    """A token for another position replaces the one at ``position`` of the second frame:
+    that frame is lost, the parser resynchronizes on the next position 0, nothing else is."""
+    if other == position:
+        return
+    frames = [(1, 2, 3, 4, 5, 6, 7), (11, 12, 13, 14, 15, 16, 17), (21, 22, 23, 24, 25, 26, 27),
+              (31, 32, 33, 34, 35, 36, 37)]
+    tokens = tokens_of(frames)
+    tokens[7 + position] = audio_token_id(other, 100)
     parser = FrameParser()
-    parser.feed(tokens_of([(1, 2, 3, 4, 5, 6, 7)])[:position])
-    for other in range(7):
-        if other != position:
-            with pytest.raises(InvalidAudioToken):
-                parser.feed([audio_token_id(other, 100)])
-    # a rejected token doesn't count: the right one is still accepted
-    assert parser.audio_tokens == position
-    parser.feed([audio_token_id(position, 100)])
-    assert parser.audio_tokens == position + 1
+    got = [f.codes for f in parser.feed(tokens)]
+    assert got == [frames[0], frames[2], frames[3]]
+    # a stray for position 0 starts a frame of its own, which the tokens after it end
+    assert parser.dropped_frames == (2 if other == 0 else 1)
+
+
+def test_strays_in_a_row_fail_fast() -> None:
+    parser = FrameParser()
+    parser.feed(tokens_of([(1, 2, 3, 4, 5, 6, 7)]))
+    with pytest.raises(InvalidAudioToken, match="out of position"):
+        parser.feed([audio_token_id(3, 1)] * 20)  # no position 0 to resynchronize on
+
+
+def test_a_stream_of_strays_fails_fast_however_they_fall() -> None:
+    """Audio tokens at random positions: now and then one lands on position 0 and a frame
+    begins, but no frame completes; a few frames in, the stream is refused."""
+    rng = random.Random(7)
+    parser = FrameParser()
+    with pytest.raises(InvalidAudioToken):
+        parser.feed([audio_token_id(rng.randrange(7), rng.randrange(4096)) for _ in range(700)])
+    assert parser.audio_tokens < 7 * 4
+
+
+def test_a_stray_now_and_then_costs_one_frame_each() -> None:
+    rng = random.Random(11)
+    frames = random_frames(rng, 60)
+    tokens = tokens_of(frames)
+    hit = sorted(rng.sample(range(2, 58), 6))  # frames apart from each other
+    for index in hit:
+        position = rng.randrange(1, 7)
+        tokens[index * 7 + position] = audio_token_id((position + 3) % 7 or 1, 5)
+    parser = FrameParser()
+    got = [f.codes for f in parser.feed(tokens)]
+    assert got == [codes for n, codes in enumerate(frames) if n not in hit]
+    assert parser.dropped_frames == len(hit)
 
 
 @pytest.mark.parametrize("token", [0, 1000, 13, 128001, 128255])

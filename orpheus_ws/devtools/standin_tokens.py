@@ -22,15 +22,18 @@ from orpheus_ws.vocabulary import (
     audio_token_id,
 )
 
-Fault = Literal["none", "garbage", "fail_midway", "refuse", "text", "hang", "stall"]
-FAULTS: tuple[str, ...] = ("none", "garbage", "fail_midway", "refuse", "text", "hang", "stall")
+Fault = Literal["none", "garbage", "strays", "fail_midway", "refuse", "text", "hang", "stall"]
+FAULTS: tuple[str, ...] = ("none", "garbage", "strays", "fail_midway", "refuse", "text", "hang",
+                           "stall")
 
 HOST = "127.0.0.1"
 MODEL_NAME = "orpheus-standin"
 N_CTX = 8192
 """Per-slot context; also the token limit of a request without n_predict / max_tokens."""
 FAULT_AFTER_TOKENS = 2 * TOKENS_PER_FRAME
-"""Valid audio tokens sent before "garbage", "fail_midway" and "stall" strike."""
+"""Valid audio tokens sent before "garbage", "strays", "fail_midway" and "stall" strike:
+"garbage" is one audio token out of position (it costs its frame), "strays" every token from
+there on (not Orpheus audio)."""
 MAX_BATCH = 64
 """Most token events written at once (when behind schedule, or unpaced)."""
 
@@ -110,6 +113,8 @@ def generate_tokens(config: StandinConfig, text: str) -> Iterator[int]:
             yield _TEXT_ID_BASE + k % len(_TEXT_WORDS)
         elif config.fault == "garbage" and k == FAULT_AFTER_TOKENS:
             yield audio_token_id((position + 3) % TOKENS_PER_FRAME, code)
+        elif config.fault == "strays" and k >= FAULT_AFTER_TOKENS:
+            yield audio_token_id(3, code)  # never a frame again: nothing to resynchronize on
         else:
             yield audio_token_id(position, code)
         k += 1

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from ..exceptions import BackendError, BackendProtocolError, InvalidAudioToken, OrpheusError
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..metrics import FRAMES_DROPPED
 from ..params import SamplingParams
 from .clock import PlayoutClock
 from .codes import SnacCodes
@@ -152,6 +153,8 @@ class _Generation:
         self.committed = False
         self.retried = False
         self.error: OrpheusError | None = None
+        self.segment = segment
+        self.dropped = 0  # frames lost to stray tokens, this attempt
         self.wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
             self._read(llm, voice, text, params), name=f"llm-segment-{segment}")
@@ -161,7 +164,7 @@ class _Generation:
         try:
             while not await self._attempt(llm, voice, text, params):
                 log.info("segment generation retried on another backend: %s", self.error)
-                self.retried, self.error = True, None
+                self.retried, self.error, self.dropped = True, None, 0
                 self.frames.clear()
                 self.arrivals.clear()
         finally:
@@ -179,6 +182,12 @@ class _Generation:
                     self.frames.extend(got)
                     self.arrivals.extend([time.monotonic()] * len(got))
                     self.wake.set()
+                if parser.dropped_frames > self.dropped:  # a stray token cost its frame
+                    if not self.dropped:  # once per segment
+                        log.warning("segment %d: audio tokens out of position; their frames "
+                                    "are dropped", self.segment)
+                    FRAMES_DROPPED.inc(parser.dropped_frames - self.dropped)
+                    self.dropped = parser.dropped_frames
         except InvalidAudioToken as exc:
             error = BackendProtocolError("the LLM backend streamed invalid audio tokens")
             error.__cause__ = exc

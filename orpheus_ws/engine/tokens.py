@@ -26,21 +26,39 @@ class Frame:
     codes: tuple[int, int, int, int, int, int, int]
 
 
+# How much of a stream may be lost to strays in a row, resynchronizing, before it is taken
+# for something other than Orpheus audio: two frames (and two frames' worth of tokens).
+MAX_LOST_IN_A_ROW = 2
+MAX_STRAY_RUN = MAX_LOST_IN_A_ROW * TOKENS_PER_FRAME
+
+
 class FrameParser:
     """Turns a generation's token ids into frames, keeping alignment.
 
     Only audio tokens (id >= 128266) count towards a frame's positions; Orpheus' control tokens
-    are passed over. A text token (id < 128256), or a token whose code is outside 0..4095 for
-    its position, raises :class:`InvalidAudioToken`: the stream is not Orpheus audio and must
-    not be guessed at.
+    are passed over. An audio token carries its position in the frame (its id is the base +
+    position x 4096 + code). A stray one, in the wrong position (a quantized model at a higher
+    temperature writes one now and then), costs the frame it falls in: the frame being built
+    is dropped, and the parser resynchronizes on the next token for position 0, as the
+    reference decoder drops the window and goes on. More than ``MAX_LOST_IN_A_ROW`` frames lost
+    with no whole frame between them, ``MAX_STRAY_RUN`` tokens passed over in a row (one stray
+    costs at most one frame's worth),
+    a text token (id < 128256), or an id that is no audio code at any position raises
+    :class:`InvalidAudioToken`: the stream is not Orpheus audio and must not be guessed at.
+    ``dropped_frames`` counts the frames lost to strays.
     """
 
     def __init__(self) -> None:
         self._count = 0
         self._pending: list[int] = []
+        self._resync = False  # a stray was seen: passing over tokens until a position 0
+        self._run = 0  # tokens passed over since the last one taken
+        self._lost = 0  # frames lost since the last whole one
+        self.dropped_frames = 0
 
     @property
     def audio_tokens(self) -> int:
+        """Audio tokens taken into frames (strays and the tokens passed over not counted)."""
         return self._count
 
     def feed(self, token_ids: Iterable[int]) -> list[Frame]:
@@ -50,16 +68,37 @@ class FrameParser:
                 if token < CUSTOM_TOKEN_BASE and token not in (BOS, EOT):
                     raise InvalidAudioToken(f"token {token} is text, not audio")
                 continue
-            position = self._count % TOKENS_PER_FRAME
-            code = token - AUDIO_TOKEN_BASE - position * CODEBOOK_SIZE
-            if not 0 <= code < CODEBOOK_SIZE:
-                raise InvalidAudioToken(
-                    f"token {token} at frame position {position} is not an audio code"
-                )
+            position, code = divmod(token - AUDIO_TOKEN_BASE, CODEBOOK_SIZE)
+            if position >= TOKENS_PER_FRAME:
+                raise InvalidAudioToken(f"token {token} is not an audio code at any position")
+            if self._resync and position != 0:
+                self._pass_over(token)
+                continue
+            if position != len(self._pending):  # a stray: this frame is lost
+                if not self._resync:
+                    self._lose_frame(token)
+                self._pending, self._resync = [], True
+                if position != 0:
+                    self._pass_over(token)
+                    continue
+            self._resync, self._run = False, 0
             self._count += 1
             self._pending.append(code)
             if len(self._pending) == TOKENS_PER_FRAME:
                 c = self._pending
                 frames.append(Frame((c[0], c[1], c[2], c[3], c[4], c[5], c[6])))
-                self._pending = []
+                self._pending, self._lost = [], 0
         return frames
+
+    def _lose_frame(self, token: int) -> None:
+        self.dropped_frames += 1
+        self._lost += 1
+        if self._lost > MAX_LOST_IN_A_ROW:
+            raise InvalidAudioToken(f"{self._lost} frames in a row lost to audio tokens out of "
+                                    f"position (the last {token}): not Orpheus audio")
+
+    def _pass_over(self, token: int) -> None:
+        self._run += 1
+        if self._run >= MAX_STRAY_RUN:
+            raise InvalidAudioToken(f"{self._run} audio tokens in a row out of position (the "
+                                    f"last {token}): not Orpheus audio")

@@ -167,8 +167,20 @@ async def test_backend_gone_is_503_and_recovers(standin_server: ServerProcess,
         2 * SAMPLES_PER_FRAME
 
 
+async def test_a_stray_token_costs_one_frame_not_the_request(
+        standin_server: ServerProcess, fake_llm: StandinLLMServer,
+        http: aiohttp.ClientSession) -> None:
+    """One audio token out of position (a quantized model at a higher temperature writes
+    one now and then) costs the frame it falls in; every route still answers 200."""
+    fake_llm.config.frames = 4
+    fake_llm.config.fault = "garbage"  # in the third frame
+    for path in TTS_PATHS:
+        assert await samples_from(http, standin_server, path, {"text": "Hi."}) == \
+            3 * SAMPLES_PER_FRAME, path
+
+
 @pytest.mark.parametrize(("fault", "code", "stream_status"), [
-    ("garbage", "backend_protocol_error", 502),  # bad token in the first batch: no audio yet
+    ("strays", "backend_protocol_error", 502),  # strays in the first batch: no audio yet
     ("text", "backend_protocol_error", 502),
     ("fail_midway", "backend_error", 200),  # two frames, then the connection drops
     ("stall", "backend_error", 200),  # two frames, then silence past --llm-timeout

@@ -92,7 +92,7 @@ async def test_context_state_errors(standin_server: ServerProcess,
 
 @pytest.mark.parametrize(("fault", "code"), [
     ("refuse", "backend_unavailable"),
-    ("garbage", "backend_protocol_error"),
+    ("strays", "backend_protocol_error"),
     ("text", "backend_protocol_error"),
     ("fail_midway", "backend_error"),
 ])
@@ -120,6 +120,17 @@ async def test_backend_failures_fail_only_their_context(
         fake_llm.config.frames = 1
         assert (await speak(raw, "bad", "Hi."))["samples"] == SAMPLES_PER_FRAME
     assert [e["context_id"] for e in raw.errors()] == ["bad"]
+
+
+async def test_a_stray_token_costs_one_frame_not_the_context(
+        standin_server: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = 4
+    fake_llm.config.fault = "garbage"  # one audio token out of position, in the third frame
+    async with RawSocket.connect(standin_server.ws_url) as raw:
+        done = await speak(raw, "s", "Hi.")
+        assert (done["frames"], done["samples"]) == (3, 3 * SAMPLES_PER_FRAME)
+        assert check_frames(raw.frames("s"), "s") == 3 * SAMPLES_PER_FRAME
+        assert not raw.errors()
 
 
 # -- close codes (protocol.md, "Close codes"), on the server with short limits -----------------
