@@ -48,6 +48,8 @@ class Settings:
     max_new_frames: str = "auto"
     schedule_margin_ms: str = "auto"
     lookahead: int = 1
+    # A generation bounded by what its text can take to say, repeats cut (engine/guard.py).
+    runaway_guard: bool = True
     # WebSocket limits (protocol.md).
     ws_max_connections: int = 1000  # open WebSockets, all routes; past it: 503 at the handshake
     ws_max_contexts: int = 8

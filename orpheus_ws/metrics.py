@@ -48,6 +48,8 @@ DECODE_BATCH = Histogram("orpheus_ws_decode_batch_size", "Windows in one SNAC de
                          buckets=BATCH_BUCKETS)
 AUDIO_SECONDS = Counter("orpheus_ws_audio_seconds", "Seconds of audio produced", ["route"])
 BACKEND_ERRORS = Counter("orpheus_ws_backend_errors", "LLM backend failures", ["code"])
+RUNAWAYS = Counter("orpheus_ws_runaway_segments",
+                   "Segment generations the runaway guard ended (length or repeat)", ["reason"])
 FRAMES_DROPPED = Counter("orpheus_ws_frames_dropped",
                          "Frames lost to an audio token out of position (the stream went on)")
 PROTOCOL_ERRORS = Counter("orpheus_ws_protocol_errors",

@@ -62,3 +62,12 @@ def parse_custom_token(text: str) -> list[int]:
             ids.append(CUSTOM_TOKEN_BASE + int(number))
         start = text.find("<custom_token_", end)
     return ids
+
+
+# The runaway guard's cuts (engine/guard.py): their codes, and what every protocol's warning says.
+LENGTH, REPEAT = "runaway_length", "runaway_repeat"
+CUT_MESSAGES = {
+    LENGTH: "the model kept generating past what the segment's text can take to say; its "
+            "audio was cut there",
+    REPEAT: "the model started saying the segment again; the repeat was cut",
+}

@@ -22,5 +22,7 @@ def test_bench_messages_reports_each_measurement(tmp_path: Path) -> None:
         assert result[f"segmenter_{chars}_chars_ms"] > 0
     assert result["deepgram_speak_4999_chars_ms"] > 0
     assert result["deepgram_speak_65000_chars_ms"] > 0
+    assert result["repeat_watch_false_loops"] == 0  # sampled codes are never taken for a loop
+    assert result["repeat_watch_us_per_frame"] > 0
     assert isinstance(result["met"], bool)
     assert "== messages ==" in done.stdout

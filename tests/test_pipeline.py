@@ -16,6 +16,7 @@ from orpheus_ws.engine.codec import SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
 from orpheus_ws.engine.decoder import DecoderService, to_int16
 from orpheus_ws.engine.events import AudioChunk
+from orpheus_ws.engine.guard import LENGTH, REPEAT, REPEAT_FRAMES, frame_budget
 from orpheus_ws.engine.llm import LLMClient
 from orpheus_ws.engine.pipeline import (
     UNCLOCKED_IN_HAND_S,
@@ -32,7 +33,7 @@ from orpheus_ws.exceptions import (
     BackendUnavailable,
     DecoderError,
 )
-from orpheus_ws.metrics import FRAMES_DROPPED
+from orpheus_ws.metrics import FRAMES_DROPPED, RUNAWAYS
 from orpheus_ws.params import SamplingParams
 
 from .fakes import ConstantCodec, FailingCodec, decoders, relative_error
@@ -328,3 +329,73 @@ async def test_a_stray_token_costs_one_frame_of_the_segment(
         llm, make_decoder(ConstantCodec()), voice="tara", text=TEXT, params=PARAMS)]
     check_chunks(chunks, 4)
     assert FRAMES_DROPPED._value.get() == before + 1
+
+
+# -- the runaway guard (engine/guard.py; tests/test_guard.py has its parts) -------------------
+
+GUARDED = StreamTuning(runaway_guard=True)
+LONG = SamplingParams(max_tokens=2048)
+
+
+async def segment(standin: StandinLLMServer, llm: LLMClient, decoder: DecoderService,
+                  text: str) -> list[AudioChunk]:
+    return [chunk async for chunk in stream_segment(llm, decoder, voice="tara", text=text,
+                                                    params=LONG, tuning=GUARDED)]
+
+
+async def test_a_generation_that_never_ends_is_cut_at_its_budget(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    standin.config.frames = None  # never says end-of-speech: runs to max_tokens 2048
+    before = RUNAWAYS.labels(LENGTH)._value.get()
+    chunks = await segment(standin, llm, make_decoder(ConstantCodec()), "Hi.")
+    frames = sum(c.frames for c in chunks)
+    assert frames == frame_budget("Hi.")  # about 1.9 s, not 24 s
+    assert chunks[-1].final and chunks[-1].cut == LENGTH
+    assert RUNAWAYS.labels(LENGTH)._value.get() == before + 1
+    assert standin.requests[-1].body["prompt"][-1] != "" and standin.active == 0
+
+
+async def test_a_loop_is_cut_where_it_comes_back(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    standin.config.frames = 200
+    standin.config.fault = "loop"  # ten frames, then the same ten again and again
+    chunks = await segment(standin, llm, make_decoder(ConstantCodec()),
+                           "A sentence long enough to have a budget past the loop.")
+    assert chunks[-1].cut == REPEAT
+    assert 10 <= sum(c.frames for c in chunks) <= 10 + REPEAT_FRAMES
+
+
+async def test_a_runaway_nobody_heard_is_generated_again_less_repetitive(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """A segment generated ahead (its turn not come, ``current`` unset) loops: none of it has
+    been heard, so it is generated once more with a 10 % higher repetition penalty; the second
+    generation loops too, and is cut."""
+    standin.config.frames = 200
+    standin.config.fault = "loop"
+    current = asyncio.Event()
+    stream = stream_segment(llm, make_decoder(ConstantCodec()), voice="tara",
+                            text="A sentence long enough to have a budget past the loop.",
+                            params=LONG, tuning=GUARDED, current=current, delivers=False)
+    first = asyncio.ensure_future(anext(stream))
+    await eventually(lambda: standin.completed + standin.aborted >= 2, what="two generations")
+    current.set()
+    chunks = [await first] + [chunk async for chunk in stream]
+    assert chunks[-1].cut == REPEAT
+    penalties = [float(r.body["repeat_penalty"]) for r in standin.requests
+                 if r.path == "/completion"]
+    assert penalties == [pytest.approx(1.1), pytest.approx(1.1 * 1.1)]
+
+
+async def test_a_runaway_already_heard_is_cut_not_generated_again(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    standin.config.frames = 200
+    standin.config.fault = "loop"
+    standin.config.tokens_per_second = 100  # its first frames are decoded long before the loop
+    chunks = await segment(standin, llm, make_decoder(ConstantCodec()),
+                           "A sentence long enough to have a budget past the loop.")
+    assert chunks[-1].cut == REPEAT
+    assert len([r for r in standin.requests if r.path == "/completion"]) == 1

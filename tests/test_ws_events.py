@@ -56,14 +56,14 @@ def every_event() -> list[events.ServerEvent]:
         events.error("invalid_parameter", "temperature: must be between 0.0 and 2.0",
                      context_id="r1", field="temperature"),
         events.pong(42, 1764033600.123),
+        events.warning("r1", 0, "runaway_length"),
     ]
 
 
 def test_protocol_md_has_an_example_of_every_event() -> None:
     assert set(EXAMPLES) == {"ready", "configured", "context_started", "segment_started",
                              "segment_finished", "timestamps", "flushed", "done", "cancelled",
-                             "error",
-                             "pong"}
+                             "error", "pong", "warning"}
 
 
 @pytest.mark.parametrize("event", every_event(), ids=lambda e: str(e["type"]))

@@ -178,6 +178,9 @@ function onEvent(event) {
     case "segment_finished":
       log(event.type, `#${event.segment} ${event.samples} samples, ttfa ${event.ttfa_ms} ms`);
       break;
+    case "warning":  // the runaway guard cut a segment; the context goes on
+      log(event.type, `#${event.segment} ${event.code}: ${event.message}`, true);
+      break;
     case "done":
       if (mine) {
         debug.lastDone = event;

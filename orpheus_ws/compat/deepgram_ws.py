@@ -24,10 +24,11 @@ import orjson
 from starlette.websockets import WebSocket
 
 from ..config import Settings
-from ..engine import AudioChunk, Caller, SpeechEngine
+from ..engine import CUT_MESSAGES, AudioChunk, Caller, SegmentFinished, SpeechEngine
 from ..exceptions import ConnectionFault, OrpheusError, RequestError
 from ..formats import AudioFormat
 from ..policy import CLOSE_POLICY, close_code
+from ..timings import SegmentTiming
 from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
@@ -194,6 +195,10 @@ class _Answers(Sink):
 
     def audio(self, payload: bytes, chunk: AudioChunk | None) -> None:
         self.connection.outbox.put(payload, self.owner)
+
+    def segment_finished(self, event: SegmentFinished, timing: SegmentTiming | None) -> None:
+        if event.cut is not None:  # the runaway guard cut its generation: a Warning says so
+            self.connection.warn(event.cut.upper(), CUT_MESSAGES[event.cut])
 
     def flushed(self, mark: str | None) -> None:
         if mark is not None:

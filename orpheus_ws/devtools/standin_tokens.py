@@ -22,9 +22,12 @@ from orpheus_ws.vocabulary import (
     audio_token_id,
 )
 
-Fault = Literal["none", "garbage", "strays", "fail_midway", "refuse", "text", "hang", "stall"]
-FAULTS: tuple[str, ...] = ("none", "garbage", "strays", "fail_midway", "refuse", "text", "hang",
-                           "stall")
+Fault = Literal["none", "garbage", "strays", "loop", "fail_midway", "refuse", "text", "hang",
+                "stall"]
+FAULTS: tuple[str, ...] = ("none", "garbage", "strays", "loop", "fail_midway", "refuse", "text",
+                           "hang", "stall")
+LOOP_FRAMES = 10
+"""The "loop" fault: the first LOOP_FRAMES frames, then the same frames again and again."""
 
 HOST = "127.0.0.1"
 MODEL_NAME = "orpheus-standin"
@@ -102,6 +105,7 @@ def generate_tokens(config: StandinConfig, text: str) -> Iterator[int]:
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     eos_at = None if config.frames is None else config.frames * TOKENS_PER_FRAME
     k = 0
+    loop: list[int] = []  # the "loop" fault's codes, repeated
     while True:
         if k == eos_at:
             eos_at = None
@@ -109,6 +113,11 @@ def generate_tokens(config: StandinConfig, text: str) -> Iterator[int]:
             continue
         position = k % TOKENS_PER_FRAME
         code = rng.randrange(CODEBOOK_SIZE)
+        if config.fault == "loop":
+            if k < LOOP_FRAMES * TOKENS_PER_FRAME:
+                loop.append(code)
+            else:
+                code = loop[k % len(loop)]
         if config.fault == "text":
             yield _TEXT_ID_BASE + k % len(_TEXT_WORDS)
         elif config.fault == "garbage" and k == FAULT_AFTER_TOKENS:

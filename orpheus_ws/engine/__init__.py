@@ -29,12 +29,14 @@ from .decoder import DecoderService
 from .engine import Engine
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
 from .feed import TextFeed
+from .guard import CUT_MESSAGES, RepeatWatch, frame_budget
 from .interface import Caller, DecoderHealth, EngineHealth, Segments, SpeechEngine
 from .llm import LLMClient
 from .pipeline import StreamTuning
 from .tokens import Frame, FrameParser
 
 __all__ = [
+    "CUT_MESSAGES",
     "SNAC_24KHZ_CONFIG",
     "Admission",
     "AudioChunk",
@@ -50,6 +52,7 @@ __all__ = [
     "LLMClient",
     "PassThroughCodec",
     "PlayoutClock",
+    "RepeatWatch",
     "SegmentFinished",
     "SegmentStarted",
     "Segments",
@@ -60,6 +63,7 @@ __all__ = [
     "SynthesisEvent",
     "TextFeed",
     "build_engine",
+    "frame_budget",
     "load_codec",
     "stream_tuning",
 ]

@@ -17,7 +17,8 @@ def stream_tuning(settings: Settings, device: str) -> StreamTuning:
     """The chunk schedule's knobs for a codec on ``device``."""
     return StreamTuning(max_new_frames=settings.new_frames_cap(device),
                         margin_s=settings.margin_s(device),
-                        max_batch_wait_s=settings.batch_wait_s(device))
+                        max_batch_wait_s=settings.batch_wait_s(device),
+                        runaway_guard=settings.runaway_guard)
 
 
 def build_engine(settings: Settings, *, llm_url: str | None = None,

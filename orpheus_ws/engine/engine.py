@@ -335,6 +335,7 @@ class Engine:
                     current.set()
                 first_audio = 0.0
                 frames = samples = 0
+                cut: str | None = None
                 yield SegmentStarted(index, text)
                 while True:
                     got = await _take(out)
@@ -346,6 +347,7 @@ class Engine:
                                   got.final and more)
                     frames += chunk.frames
                     samples += chunk.samples
+                    cut = chunk.cut or cut
                     first_audio = first_audio or chunk.ready_at
                     if clock is not None:  # the listener gets audio in order, from here
                         clock.sent(chunk.samples)
@@ -353,7 +355,7 @@ class Engine:
                 if isinstance(segments, TextFeed):
                     segments.delivered(index + 1 - first_index)
                 yield SegmentFinished(index, text, frames, samples, started, first_audio,
-                                      time.monotonic())
+                                      time.monotonic(), cut)
                 ahead.release()
                 if waiting_for_text and fed[0] == index + 1:  # quiet: all said, none ready
                     slot.give_back()

@@ -27,6 +27,7 @@ class AudioChunk:
     ready_at: float
     window_ready_at: float  # when the token completing the window arrived
     decode_s: float  # the decode call's own time
+    cut: str | None = None  # on a segment's final chunk: why the runaway guard ended it
 
     @property
     def samples(self) -> int:
@@ -42,6 +43,7 @@ class SegmentFinished:
     started_at: float
     first_audio_at: float
     finished_at: float
+    cut: str | None = None  # the runaway guard ended it (engine/guard.py): runaway_length/_repeat
 
 
 @dataclass(frozen=True, slots=True)

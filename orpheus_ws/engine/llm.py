@@ -42,7 +42,7 @@ class TokenSource(Protocol):
     """What a generation reads its tokens from: one backend, or a pool of them."""
 
     def stream_tokens(self, voice: str, text: str,
-                      params: SamplingParams) -> AsyncIterator[list[int]]: ...
+                      params: SamplingParams) -> AsyncGenerator[list[int], None]: ...
 
     def can_fail_over(self) -> bool:
         """Whether a generation that just failed could be retried on another backend."""

@@ -12,17 +12,26 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from ..exceptions import BackendError, BackendProtocolError, InvalidAudioToken, OrpheusError
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
-from ..metrics import FRAMES_DROPPED
+from ..metrics import FRAMES_DROPPED, RUNAWAYS
 from ..params import SamplingParams
 from .clock import PlayoutClock
 from .codes import SnacCodes
 from .decoder import DecoderService
 from .events import AudioChunk
+from .guard import (
+    LENGTH,
+    MAX_PENALTY,
+    REPEAT,
+    RETRY_PENALTY,
+    RepeatWatch,
+    frame_budget,
+    with_final_punctuation,
+)
 from .llm import TokenSource
 from .schedule import ChunkSchedule, affordable_frames
 from .tokens import Frame, FrameParser
@@ -44,6 +53,8 @@ class StreamTuning:
     max_batch_wait_s: float = 0.05
     margin_s: float = 0.1
     initial_frame_interval_s: float = 7 / 82
+    # guard.py: a generation bounded by its text, repeats cut (on in the server's settings)
+    runaway_guard: bool = False
 
 
 async def stream_segment(
@@ -69,7 +80,7 @@ async def stream_segment(
     ``clock=None`` means no one is listening in real time (a whole-file request): windows are
     as large and batched as the tuning allows.
     """
-    generation = _Generation(llm, voice, text, params, segment)
+    generation = _Generation(llm, voice, text, params, segment, guard=tuning.runaway_guard)
     frames, arrivals, wake = generation.frames, generation.arrivals, generation.wake
     schedule = ChunkSchedule(max_new_frames=tuning.max_new_frames)
     pad = decoder.pad_windows
@@ -105,6 +116,7 @@ async def stream_segment(
                     invited = ticket.invited
                     continue
                 generation.committed = True  # from here its audio may reach the listener
+                generation.used = max(generation.used, window.end)
                 codes = codes.extended(frames[codes.frames :])
                 first = max(0, window.end - HISTORY_FRAMES) if pad else window.start
                 submitted = time.monotonic()
@@ -127,6 +139,7 @@ async def stream_segment(
                     pcm=decoded.pcm, segment=segment, frame_start=window.emit_start,
                     frames=window.new_frames, final=final, ready_at=now,
                     window_ready_at=arrivals[window.end - 1], decode_s=decoded.call_s,
+                    cut=generation.cut if final else None,
                 )
         if generation.error is not None:
             raise generation.error
@@ -146,7 +159,7 @@ class _Generation:
     frames it had are dropped in place. After that, the failure is the segment's."""
 
     def __init__(self, llm: TokenSource, voice: str, text: str, params: SamplingParams,
-                 segment: int) -> None:
+                 segment: int, *, guard: bool = True) -> None:
         self.frames: list[Frame] = []
         self.arrivals: list[float] = []
         self.ended = False
@@ -155,16 +168,32 @@ class _Generation:
         self.error: OrpheusError | None = None
         self.segment = segment
         self.dropped = 0  # frames lost to stray tokens, this attempt
+        self.used = 0  # frames handed to the decoder (as new frames or context)
+        self.cut: str | None = None  # why the runaway guard ended it (guard.py), if it did
+        self.regenerated = False
+        self.guard = guard
         self.wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
             self._read(llm, voice, text, params), name=f"llm-segment-{segment}")
 
     async def _read(self, llm: TokenSource, voice: str, text: str,
                     params: SamplingParams) -> None:
+        # what the model reads; the client's text stays as it was
+        prompt = with_final_punctuation(text) if self.guard else text
         try:
-            while not await self._attempt(llm, voice, text, params):
-                log.info("segment generation retried on another backend: %s", self.error)
-                self.retried, self.error, self.dropped = True, None, 0
+            while True:
+                if not await self._attempt(llm, voice, prompt, params):
+                    log.info("segment generation retried on another backend: %s", self.error)
+                    self.retried = True
+                elif self.cut is not None and not self.committed and not self.regenerated:
+                    # a runaway no one has heard: once more, less inclined to repeat itself
+                    log.info("segment %d %s: generated again", self.segment, self.cut)
+                    self.regenerated = True
+                    params = replace(params, repetition_penalty=min(
+                        MAX_PENALTY, params.repetition_penalty * RETRY_PENALTY))
+                else:
+                    break
+                self.error, self.dropped, self.cut = None, 0, None
                 self.frames.clear()
                 self.arrivals.clear()
         finally:
@@ -175,19 +204,23 @@ class _Generation:
                        params: SamplingParams) -> bool:
         """One generation; False if it failed and may start over."""
         parser = FrameParser()
+        budget, repeats = frame_budget(text), RepeatWatch()
         try:
-            async for ids in llm.stream_tokens(voice, text, params):
-                got = parser.feed(ids)
-                if got:
-                    self.frames.extend(got)
-                    self.arrivals.extend([time.monotonic()] * len(got))
-                    self.wake.set()
-                if parser.dropped_frames > self.dropped:  # a stray token cost its frame
-                    if not self.dropped:  # once per segment
-                        log.warning("segment %d: audio tokens out of position; their frames "
-                                    "are dropped", self.segment)
-                    FRAMES_DROPPED.inc(parser.dropped_frames - self.dropped)
-                    self.dropped = parser.dropped_frames
+            async with contextlib.aclosing(llm.stream_tokens(voice, text, params)) as stream:
+                async for ids in stream:
+                    got = parser.feed(ids)
+                    if got:
+                        self.frames.extend(got)
+                        self.arrivals.extend([time.monotonic()] * len(got))
+                        self.wake.set()
+                    if parser.dropped_frames > self.dropped:  # a stray cost its frame
+                        if not self.dropped:  # once per segment
+                            log.warning("segment %d: audio tokens out of position; their "
+                                        "frames are dropped", self.segment)
+                        FRAMES_DROPPED.inc(parser.dropped_frames - self.dropped)
+                        self.dropped = parser.dropped_frames
+                    if got and self.guard and self._guard(budget, repeats):
+                        break  # closing the stream closes the LLM request
         except InvalidAudioToken as exc:
             error = BackendProtocolError("the LLM backend streamed invalid audio tokens")
             error.__cause__ = exc
@@ -199,6 +232,26 @@ class _Generation:
             return self.committed or self.retried or not llm.can_fail_over()
         except OrpheusError as exc:
             self.error = exc
+        return True
+
+    def _guard(self, budget: int, repeats: RepeatWatch) -> bool:
+        """True if the generation is a runaway (guard.py): its frames are cut back to what
+        its text may take, or to before the repeat, never below what the decoder has."""
+        cut_at, reason = None, None
+        start = repeats.feed(self.frames)
+        if start is not None:
+            cut_at, reason = start, REPEAT
+        elif len(self.frames) >= budget:
+            cut_at, reason = budget, LENGTH
+        if reason is None or cut_at is None:
+            return False
+        keep = max(cut_at, self.used)
+        del self.frames[keep:]
+        del self.arrivals[keep:]
+        self.cut = reason
+        RUNAWAYS.labels(reason).inc()
+        log.warning("segment %d: %s, cut at %.1f s of audio", self.segment, reason,
+                    keep * FRAME_S)
         return True
 
     async def stop(self) -> None:

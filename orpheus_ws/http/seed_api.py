@@ -35,7 +35,7 @@ from ..transport.http_glue import (
     engine_of,
     until_disconnect,
 )
-from ..vocabulary import EMOTION_TAGS
+from ..vocabulary import CUT_MESSAGES, EMOTION_TAGS
 from .errors import error_response
 
 log = logging.getLogger("orpheus_ws.http")
@@ -237,6 +237,10 @@ class HttpApi:
                 if number == 1:
                     event["ttfa_ms"] = round(ttfa, 1)
                 yield b"data: " + orjson.dumps(event) + b"\n\n"
+                if pending.cut is not None:  # the runaway guard cut this segment: say so
+                    yield b"data: " + orjson.dumps({
+                        "event": "warning", "code": pending.cut, "segment": pending.segment,
+                        "message": CUT_MESSAGES[pending.cut]}) + b"\n\n"
                 pending = await anext(chunks, None)
             total = (time.monotonic() - started) * 1000
             log.info("TTS stream completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",

@@ -129,6 +129,9 @@ class Delivery:
 
     def segment_finished(self, item: SegmentFinished) -> None:
         self.segments += 1
+        if item.cut is not None:  # the runaway guard ended its generation: say why
+            self.outbox.put(events.dumps(events.warning(self.context.id, item.segment,
+                                                        item.cut)))
         self.outbox.put(events.dumps(events.segment_finished(
             self.context.id, item.segment, item.text, samples=self._segment_samples,
             source_samples=item.samples, frames=item.frames, sample_rate=self.sample_rate,

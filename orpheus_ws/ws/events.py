@@ -9,6 +9,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 import orjson
 
 from ..exceptions import RequestError
+from ..vocabulary import CUT_MESSAGES
 
 
 class FormatDict(TypedDict):
@@ -136,8 +137,17 @@ class Pong(TypedDict):
     server_time: float
 
 
+class SegmentWarning(TypedDict):
+    type: Literal["warning"]
+    code: str
+    message: str
+    context_id: str
+    segment: int
+
+
 ServerEvent = (Ready | Configured | ContextStarted | SegmentStarted | SegmentFinished
-               | Timestamps | Flushed | Done | Cancelled | Error | Pong)
+               | Timestamps | Flushed | Done | Cancelled | Error | Pong | SegmentWarning)
+
 
 
 def dumps(event: ServerEvent) -> str:
@@ -220,6 +230,12 @@ def error(code: str, message: str, *, context_id: str | None = None,
 def request_error(exc: RequestError) -> Error:
     """The error event of a message the server can't act on (the socket stays usable)."""
     return error(exc.code, str(exc), context_id=exc.context_id, field=exc.field)
+
+
+def warning(context_id: str, segment: int, code: str) -> SegmentWarning:
+    """A fault the context survives (the runaway guard cut a segment's generation)."""
+    return {"type": "warning", "code": code, "message": CUT_MESSAGES.get(code, code),
+            "context_id": context_id, "segment": segment}
 
 
 def pong(ping_id: Any, server_time: float) -> Pong:

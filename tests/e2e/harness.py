@@ -64,13 +64,16 @@ LONG_TEXT = " ".join(
 
 def serve_command(port: int, llm_url: str, snac_dir: Path, *flags: str) -> list[str]:
     """The command line a user types, on the CPU, with extra ``flags``. Real-time admission
-    is off unless ``flags`` turn it on: these tests open streams by the handful on a CPU that
-    the rest of the suite loads, where it would refuse some of them (it has tests of its own:
-    test_overload.py, and ``bench realtime``)."""
+    (and the runaway guard) is off unless ``flags`` turn it on: these tests open streams by
+    the handful on a CPU that the rest of the suite loads, where it would refuse some of them
+    (it has tests of its own: test_overload.py, and ``bench realtime``)."""
     admission = [] if "--realtime-admission" in flags else ["--no-realtime-admission"]
+    # The runaway guard likewise: the tiny model never ends its speech, and these tests count
+    # on max_tokens to bound each generation (the guard's own tests turn it on).
+    guard = [] if "--runaway-guard" in flags else ["--no-runaway-guard"]
     return [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST, "--port", str(port),
             "--llm-url", llm_url, "--snac-model", str(snac_dir), "--device", "cpu", *admission,
-            *flags]
+            *guard, *flags]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -1,0 +1,109 @@
+"""The runaway guard on the real server process (``--runaway-guard``, on by default): a stand-in
+LLM that never says end-of-speech, and one that loops a run of frames, through the native
+socket, the seed SSE route, OpenAI's route and Deepgram's socket. "Hi." with max_tokens 2048
+(24 s allowed) gives at most about 2 s, a warning, and a clean end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+import pytest_asyncio
+import websockets
+from openai import AsyncOpenAI
+
+from orpheus_ws.devtools.standin_llm import StandinLLMServer
+from orpheus_ws.engine.guard import REPEAT_FRAMES, frame_budget
+from orpheus_ws.vocabulary import LENGTH, REPEAT
+
+from ..utils import scaled
+from .harness import SAMPLES_PER_FRAME, RawSocket, ServerProcess, check_frames, serve_command
+
+HI_FRAMES = frame_budget("Hi.")  # 22 frames, 1.88 s
+
+
+@pytest_asyncio.fixture(scope="module")
+async def guarded(shared_standin: StandinLLMServer, snac_dir: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess(lambda port: serve_command(
+        port, shared_standin.url, snac_dir, "--codec", "passthrough", "--runaway-guard"),
+        tmp_path_factory.mktemp("logs") / "guarded.log")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_native_socket_a_generation_that_never_ends(
+        guarded: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = None  # runs to max_tokens: 2048 tokens, 24 s
+    async with RawSocket.connect(guarded.ws_url) as raw:
+        await raw.send({"type": "text", "context_id": "hi", "text": "Hi.", "max_tokens": 2048,
+                        "end": True})
+        done = await raw.until("done", "hi", timeout=scaled(30))
+        warning = raw.events("warning", "hi")
+        assert [w["code"] for w in warning] == [LENGTH] and warning[0]["segment"] == 0
+        assert done["frames"] == HI_FRAMES
+        assert done["samples"] * 1.0 / 24000 < 2.0
+        assert check_frames(raw.frames("hi"), "hi") == HI_FRAMES * SAMPLES_PER_FRAME
+        assert not raw.errors()
+
+
+async def test_native_socket_a_loop_is_cut(guarded: ServerProcess,
+                                           fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = 400
+    fake_llm.config.fault = "loop"  # ten frames, then the same ten again and again
+    text = "This sentence is long enough that its budget is far past the ten frames."
+    async with RawSocket.connect(guarded.ws_url) as raw:
+        await raw.send({"type": "text", "context_id": "l", "text": text, "max_tokens": 2048,
+                        "end": True})
+        done = await raw.until("done", "l", timeout=scaled(30))
+        assert [w["code"] for w in raw.events("warning", "l")] == [REPEAT]
+        assert 10 <= done["frames"] <= 10 + REPEAT_FRAMES
+
+
+async def test_seed_sse_route(guarded: ServerProcess, fake_llm: StandinLLMServer,
+                              http: aiohttp.ClientSession) -> None:
+    fake_llm.config.frames = None
+    async with http.post(guarded.url + "/api/tts/stream",
+                         json={"text": "Hi.", "max_tokens": 2048}) as response:
+        assert response.status == 200
+        body = await response.text()
+    events = [orjson.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    warnings = [e for e in events if e.get("event") == "warning"]
+    assert [w["code"] for w in warnings] == [LENGTH]
+    assert events[-1]["event"] == "complete"
+    assert events[-1]["total_samples"] == HI_FRAMES * SAMPLES_PER_FRAME
+
+
+async def test_openai_route(guarded: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = None  # runs to the server's max_tokens, 512: 6.2 s
+    client = AsyncOpenAI(base_url=guarded.url + "/v1", api_key="unused")
+    speech = await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.",
+                                              response_format="pcm")
+    assert len(speech.content) == HI_FRAMES * SAMPLES_PER_FRAME * 2
+
+
+async def test_deepgram_socket(guarded: ServerProcess, fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = None
+    url = guarded.url.replace("http", "ws") + "/v1/speak?encoding=linear16&sample_rate=24000"
+    audio = b""
+    warnings = []
+    async with websockets.connect(url) as socket:
+        await socket.send('{"type": "Speak", "text": "Hi."}')
+        await socket.send('{"type": "Flush"}')
+        async for message in socket:
+            if isinstance(message, bytes):
+                audio += message
+                continue
+            event = orjson.loads(message)
+            if event["type"] == "Warning":
+                warnings.append(event["warn_code"])
+            if event["type"] == "Flushed":
+                break
+    assert warnings == [LENGTH.upper()]
+    assert len(audio) == HI_FRAMES * SAMPLES_PER_FRAME * 2
