@@ -39,6 +39,9 @@ GENERATIONS_QUEUED = Gauge("orpheus_ws_generations_queued",
 TIME_TO_FIRST_AUDIO = Histogram("orpheus_ws_time_to_first_audio_seconds",
                                 "From an utterance's start to its first audio", ["route"],
                                 buckets=LATENCY_BUCKETS)
+TIME_TO_FIRST_SPEECH = Histogram("orpheus_ws_time_to_first_speech_seconds",
+                                 "From an utterance's start to its first frame of speech (by "
+                                 "level: engine/level.py)", ["route"], buckets=LATENCY_BUCKETS)
 GENERATION_TIME = Histogram("orpheus_ws_generation_seconds",
                             "From an utterance's start to its last audio", ["route"],
                             buckets=(*LATENCY_BUCKETS, 30.0, 60.0))

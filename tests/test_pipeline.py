@@ -399,3 +399,17 @@ async def test_a_runaway_already_heard_is_cut_not_generated_again(
                            "A sentence long enough to have a budget past the loop.")
     assert chunks[-1].cut == REPEAT
     assert len([r for r in standin.requests if r.path == "/completion"]) == 1
+
+
+async def test_each_chunk_says_where_its_speech_begins(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """Time to first speech is read off the decoded audio's level (engine/level.py): with the
+    first 5 frames quiet and the rest loud, the first frame of speech is frame 5."""
+    standin.config.frames = 12
+    standin.config.quiet_frames = 5
+    chunks = await run(llm, make_decoder(ConstantCodec()))
+    check_chunks(chunks, 12)
+    speech = [c.frame_start + c.speech_from // 2048 for c in chunks if c.speech_from is not None]
+    assert speech[0] == 5
+    assert all(c.speech_from is None for c in chunks if c.frame_start + c.frames <= 5)

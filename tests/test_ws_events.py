@@ -47,11 +47,11 @@ def every_event() -> list[events.ServerEvent]:
         events.segment_started("r1", 0, "Hello there, how are you?"),
         events.segment_finished("r1", 0, "Hello there, how are you?", samples=43008,
                                 source_samples=43008, frames=21, sample_rate=24000,
-                                ttfa_ms=61.3, generation_ms=640.2),
+                                ttfa_ms=61.3, ttfs_ms=492.7, generation_ms=640.2),
         events.timestamps("r1", 0, ["Hello", "there,"], [0.08, 0.4413], [0.4413, 0.8756]),
         events.flushed("r1", "f-7", 75776),
         events.done("r1", samples=75776, sample_rate=24000, frames=37, source_samples=75776,
-                    segments=2, ttfa_ms=212.4),
+                    segments=2, ttfa_ms=212.4, ttfs_ms=643.8),
         events.cancelled("r2", 12288, 24000),
         events.error("invalid_parameter", "temperature: must be between 0.0 and 2.0",
                      context_id="r1", field="temperature"),
@@ -151,18 +151,19 @@ def test_duration_ms(samples: int, rate: int, expected: float) -> None:
     assert events.ms(samples, rate) == expected
     assert events.cancelled("r", samples, rate)["duration_ms"] == expected
     done = events.done("r", samples=samples, sample_rate=rate, frames=0, source_samples=0,
-                       segments=0, ttfa_ms=None)
+                       segments=0, ttfa_ms=None, ttfs_ms=None)
     assert done["duration_ms"] == expected
     finished = events.segment_finished("r", 0, "", samples=samples, source_samples=0,
                                        frames=0, sample_rate=rate, ttfa_ms=0.0,
-                                       generation_ms=0.0)
+                                       ttfs_ms=None, generation_ms=0.0)
     assert finished["duration_ms"] == expected
 
 
 def test_done_without_audio_has_a_null_ttfa() -> None:
     done = events.done("r1", samples=0, sample_rate=24000, frames=0, source_samples=0,
-                       segments=0, ttfa_ms=None)
+                       segments=0, ttfa_ms=None, ttfs_ms=None)
     assert json.loads(events.dumps(done))["ttfa_ms"] is None
+    assert json.loads(events.dumps(done))["ttfs_ms"] is None
 
 
 def test_pong_echoes_any_id() -> None:

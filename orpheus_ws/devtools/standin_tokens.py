@@ -63,6 +63,9 @@ class StandinConfig:
     fault: Fault = "none"
     seed: int = 0
     emit_eos_as_stop: bool = True
+    # The first ``quiet_frames`` frames quiet and the rest loud, through a codec whose level
+    # follows a frame's first code (tests/fakes.ConstantCodec): code 0, then codes of 2048 up.
+    quiet_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ def generate_tokens(config: StandinConfig, text: str) -> Iterator[int]:
             continue
         position = k % TOKENS_PER_FRAME
         code = rng.randrange(CODEBOOK_SIZE)
+        if config.quiet_frames and position == 0:
+            code = 0 if k // TOKENS_PER_FRAME < config.quiet_frames else 2048 + code % 2048
         if config.fault == "loop":
             if k < LOOP_FRAMES * TOKENS_PER_FRAME:
                 loop.append(code)

@@ -34,6 +34,7 @@ from ..metrics import (
     GENERATIONS_IN_FLIGHT,
     OVERLOAD_REFUSALS,
     TIME_TO_FIRST_AUDIO,
+    TIME_TO_FIRST_SPEECH,
 )
 from ..params import SamplingParams
 from .admission import Admission, UtteranceSlot
@@ -223,7 +224,7 @@ class Engine:
         # the same caller for every slot it takes
         slot = UtteranceSlot(self.admission, caller.key, self.count_utterances)
         # first audio and generation time count from the first slot, not from the wait for it
-        samples, first_audio_at, last_audio_at = 0, 0.0, 0.0
+        samples, first_audio_at, last_audio_at, spoke = 0, 0.0, 0.0, False
         try:
             async with contextlib.aclosing(self._synthesize(
                     segments, slot, voice=voice, params=params, clock=clock,
@@ -236,6 +237,10 @@ class Engine:
                             first_audio_at = last_audio_at
                             TIME_TO_FIRST_AUDIO.labels(route).observe(
                                 first_audio_at - slot.opened_at)
+                        if not spoke and event.speech_from is not None:  # level.py
+                            spoke = True
+                            TIME_TO_FIRST_SPEECH.labels(route).observe(
+                                last_audio_at - slot.opened_at)
                     yield event
             if slot.opened_at:
                 GENERATION_TIME.labels(route).observe(
@@ -333,7 +338,7 @@ class Engine:
                 index, text, out, started, current = item
                 if current is not None:
                     current.set()
-                first_audio = 0.0
+                first_audio = first_speech = 0.0
                 frames = samples = 0
                 cut: str | None = None
                 yield SegmentStarted(index, text)
@@ -349,13 +354,15 @@ class Engine:
                     samples += chunk.samples
                     cut = chunk.cut or cut
                     first_audio = first_audio or chunk.ready_at
+                    if not first_speech and chunk.speech_from is not None:
+                        first_speech = chunk.ready_at
                     if clock is not None:  # the listener gets audio in order, from here
                         clock.sent(chunk.samples)
                     yield chunk
                 if isinstance(segments, TextFeed):
                     segments.delivered(index + 1 - first_index)
                 yield SegmentFinished(index, text, frames, samples, started, first_audio,
-                                      time.monotonic(), cut)
+                                      time.monotonic(), cut, first_speech)
                 ahead.release()
                 if waiting_for_text and fed[0] == index + 1:  # quiet: all said, none ready
                     slot.give_back()

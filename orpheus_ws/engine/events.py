@@ -28,6 +28,7 @@ class AudioChunk:
     window_ready_at: float  # when the token completing the window arrived
     decode_s: float  # the decode call's own time
     cut: str | None = None  # on a segment's final chunk: why the runaway guard ended it
+    speech_from: int | None = None  # the first sample of its first frame of speech (level.py)
 
     @property
     def samples(self) -> int:
@@ -44,6 +45,7 @@ class SegmentFinished:
     first_audio_at: float
     finished_at: float
     cut: str | None = None  # the runaway guard ended it (engine/guard.py): runaway_length/_repeat
+    first_speech_at: float = 0.0  # when its first chunk with speech in it was ready (0: none)
 
 
 @dataclass(frozen=True, slots=True)

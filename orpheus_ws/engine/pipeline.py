@@ -32,6 +32,7 @@ from .guard import (
     frame_budget,
     with_final_punctuation,
 )
+from .level import first_speech_sample
 from .llm import TokenSource
 from .schedule import ChunkSchedule, affordable_frames
 from .tokens import Frame, FrameParser
@@ -140,6 +141,7 @@ async def stream_segment(
                     frames=window.new_frames, final=final, ready_at=now,
                     window_ready_at=arrivals[window.end - 1], decode_s=decoded.call_s,
                     cut=generation.cut if final else None,
+                    speech_from=first_speech_sample(decoded.pcm),
                 )
         if generation.error is not None:
             raise generation.error

@@ -52,6 +52,7 @@ class Delivery:
         self.sample_rate = options.format.sample_rate
         self.bytes_queued = 0  # compressed encodings: frames' offsets count stream bytes
         self.first_audio_at: float | None = None
+        self.first_speech_at: float | None = None  # its first frame of speech queued
         self.samples_queued = 0  # in the context's format, queued on the socket
         self.samples_sent = 0  # of those, written to the socket
         self.source_samples = 0  # at 24 kHz
@@ -88,7 +89,8 @@ class Delivery:
             self.outbox.put(events.dumps(events.done(
                 context.id, samples=self.samples_queued, sample_rate=self.sample_rate,
                 frames=self.frames, source_samples=self.source_samples,
-                segments=self.segments, ttfa_ms=self.ttfa_ms())))
+                segments=self.segments, ttfa_ms=self.since_created(self.first_audio_at),
+                ttfs_ms=self.since_created(self.first_speech_at))))
         except OrpheusError as exc:
             if context.live:
                 context.move(ContextState.FAILED)
@@ -114,6 +116,8 @@ class Delivery:
             if self._timer is not None:
                 self._timer.add(item.pcm)
             self.send_audio(payload, samples, item.segment, flags, item)
+            if self.first_speech_at is None and item.speech_from is not None:
+                self.first_speech_at = time.monotonic()  # queued with the frame before it
             self.frames += item.frames
             self.source_samples += item.samples
         elif isinstance(item, SegmentStarted):
@@ -136,6 +140,8 @@ class Delivery:
             self.context.id, item.segment, item.text, samples=self._segment_samples,
             source_samples=item.samples, frames=item.frames, sample_rate=self.sample_rate,
             ttfa_ms=round((item.first_audio_at - item.started_at) * 1000, 1),
+            ttfs_ms=round((item.first_speech_at - item.started_at) * 1000, 1)
+            if item.first_speech_at else None,
             generation_ms=round((item.finished_at - item.started_at) * 1000, 1))))
         if self._timer is not None:
             timing = self._timer.finish(item.text, item.samples)
@@ -182,7 +188,9 @@ class Delivery:
         return events.dumps(events.cancelled(self.context.id, self.samples_sent,
                                              self.sample_rate))
 
-    def ttfa_ms(self) -> float | None:
-        if self.first_audio_at is None:
+    def since_created(self, moment: float | None) -> float | None:
+        """Milliseconds from the context's first text to ``moment`` (time to first audio,
+        time to first speech), or None if it never came."""
+        if moment is None:
             return None
-        return round((self.first_audio_at - self.context.created_at) * 1000, 1)
+        return round((moment - self.context.created_at) * 1000, 1)

@@ -82,6 +82,7 @@ class SegmentFinished(TypedDict):
     frames: int
     duration_ms: float
     ttfa_ms: float
+    ttfs_ms: float | None
     generation_ms: float
 
 
@@ -114,6 +115,7 @@ class Done(TypedDict):
     source_samples: int
     segments: int
     ttfa_ms: float | None
+    ttfs_ms: float | None
 
 
 class Cancelled(TypedDict):
@@ -184,11 +186,11 @@ def segment_started(context_id: str, segment: int, text: str) -> SegmentStarted:
 
 def segment_finished(context_id: str, segment: int, text: str, *, samples: int,
                      source_samples: int, frames: int, sample_rate: int, ttfa_ms: float,
-                     generation_ms: float) -> SegmentFinished:
+                     ttfs_ms: float | None, generation_ms: float) -> SegmentFinished:
     return {"type": "segment_finished", "context_id": context_id, "segment": segment,
             "text": text, "samples": samples, "source_samples": source_samples,
             "frames": frames, "duration_ms": ms(samples, sample_rate), "ttfa_ms": ttfa_ms,
-            "generation_ms": generation_ms}
+            "ttfs_ms": ttfs_ms, "generation_ms": generation_ms}
 
 
 def timestamps(context_id: str, segment: int, words: list[str], starts_s: list[float],
@@ -206,10 +208,11 @@ def flushed(context_id: str, flush_id: str | None, samples: int) -> Flushed:
 
 
 def done(context_id: str, *, samples: int, sample_rate: int, frames: int, source_samples: int,
-         segments: int, ttfa_ms: float | None) -> Done:
+         segments: int, ttfa_ms: float | None, ttfs_ms: float | None) -> Done:
     return {"type": "done", "context_id": context_id, "samples": samples,
             "duration_ms": ms(samples, sample_rate), "frames": frames,
-            "source_samples": source_samples, "segments": segments, "ttfa_ms": ttfa_ms}
+            "source_samples": source_samples, "segments": segments, "ttfa_ms": ttfa_ms,
+            "ttfs_ms": ttfs_ms}
 
 
 def cancelled(context_id: str, samples_sent: int, sample_rate: int) -> Cancelled:
