@@ -47,6 +47,8 @@ SERVE_FLAGS: dict[str, str] = {
     "http_max_header_bytes": "largest HTTP request head (request line and headers); past it "
                              "the request is refused and its connection closed",
     "http_keepalive_timeout": "seconds an idle HTTP keep-alive connection stays open",
+    "trim_quiet": "leave out the near-silence a generation often starts with (the audio starts "
+                  "at the first speech, 100 ms before it) and cap the quiet between segments",
     "runaway_guard": "end a segment's generation that runs past what its text can take to say, "
                      "or repeats itself (a warning; regenerated if nobody heard it yet)",
 }

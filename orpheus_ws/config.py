@@ -50,6 +50,9 @@ class Settings:
     lookahead: int = 1
     # A generation bounded by what its text can take to say, repeats cut (engine/guard.py).
     runaway_guard: bool = True
+    # An utterance's leading quiet left out, later segments' capped (engine/trim.py); each
+    # request or context may turn it off.
+    trim_quiet: bool = True
     # WebSocket limits (protocol.md).
     ws_max_connections: int = 1000  # open WebSockets, all routes; past it: 503 at the handshake
     ws_max_contexts: int = 8

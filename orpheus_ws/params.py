@@ -46,6 +46,7 @@ class TTSRequest:
     voice: str
     params: SamplingParams
     stream: bool = True
+    trim_quiet: bool | None = None  # None: the server's setting (engine/trim.py)
 
 
 def number(data: dict[str, Any], name: str, default: float) -> float:
@@ -114,9 +115,13 @@ def parse_tts_request(data: Any, voices: list[str], default_voice: str) -> TTSRe
     stream = data.get("stream", True)
     if not isinstance(stream, bool):
         raise ValidationError("stream", "must be a boolean")
+    trim_quiet = data.get("trim_quiet")
+    if trim_quiet is not None and not isinstance(trim_quiet, bool):
+        raise ValidationError("trim_quiet", "must be a boolean")
     return TTSRequest(
         text=text(data),
         voice=voice(data, voices, default_voice),
         params=sampling(data),
         stream=stream,
+        trim_quiet=trim_quiet,
     )

@@ -12,8 +12,9 @@ llama-server fails the tests that need it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -21,12 +22,16 @@ import pytest_asyncio
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, find_llama_server
 from orpheus_ws.devtools.random_snac import save_random_snac
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
+from orpheus_ws.engine import DecoderService, Engine, LLMClient
 from orpheus_ws.engine.codec import SnacCodec
 from tests.support.tiny_gguf import write_tiny_orpheus_gguf
 
 from .utils import TIMEOUT_SCALE, scaled
 
-__all__ = ["TIMEOUT_SCALE", "scaled"]
+ENGINE_VOICES = ["tara", "leo"]
+MakeEngine = Callable[..., Engine]
+
+__all__ = ["ENGINE_VOICES", "TIMEOUT_SCALE", "MakeEngine", "scaled"]
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +74,20 @@ async def standin() -> AsyncIterator[StandinLLMServer]:
     """
     async with StandinLLMServer(StandinConfig(tokens_per_second=0, slots=4)) as server:
         yield server
+
+
+@pytest_asyncio.fixture
+async def make_engine(standin: StandinLLMServer) -> AsyncIterator[MakeEngine]:
+    """Engines on the stand-in and the given codec (options go to Engine, and
+    ``decoder_options`` to its DecoderService); closed after the test."""
+    made: list[Engine] = []
+
+    def make(codec: Any, **options: Any) -> Engine:
+        llm = LLMClient(standin.url, read_timeout_s=5)
+        decoder = DecoderService(codec, **options.pop("decoder_options", {}))
+        made.append(Engine(llm, decoder, voices=ENGINE_VOICES, **options))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        await engine.close()

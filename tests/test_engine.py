@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import random
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
 from orpheus_ws.engine import (
@@ -25,10 +24,9 @@ from orpheus_ws.engine import (
 from orpheus_ws.engine.clock import PlayoutClock
 from orpheus_ws.engine.codec import SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
-from orpheus_ws.engine.decoder import DecoderService, to_int16
+from orpheus_ws.engine.decoder import to_int16
 from orpheus_ws.engine.engine import FADE_SAMPLES
 from orpheus_ws.engine.events import AudioChunk, Flushed, SynthesisEvent
-from orpheus_ws.engine.llm import LLMClient
 from orpheus_ws.engine.pipeline import StreamTuning
 from orpheus_ws.engine.segmenter import chars_for_tokens, split_text
 from orpheus_ws.engine.tokens import FrameParser
@@ -43,12 +41,12 @@ from orpheus_ws.exceptions import (
 )
 from orpheus_ws.params import SamplingParams
 
+from .conftest import ENGINE_VOICES, MakeEngine
 from .fakes import ConstantCodec
 from .utils import eventually, scaled
 
 PARAMS = SamplingParams(max_tokens=512)
-VOICES = ["tara", "leo"]
-MakeEngine = Callable[..., Engine]
+VOICES = ENGINE_VOICES
 WORDS = ("speech", "server", "streams", "audio", "while", "you", "listen", "to", "the", "first",
          "sentence", "and", "Orpheus", "writes", "the", "next", "one", "a", "quick", "fox")
 
@@ -68,20 +66,6 @@ def frame_codes(config: StandinConfig, voice: str, text: str, frames: int) -> An
     assert len(parsed) == frames
     return tuple(SnacCodes.from_frames(parsed))
 
-
-@pytest_asyncio.fixture
-async def make_engine(standin: StandinLLMServer) -> AsyncIterator[MakeEngine]:
-    made: list[Engine] = []
-
-    def make(codec: Any, **options: Any) -> Engine:
-        llm = LLMClient(standin.url, read_timeout_s=5)
-        decoder = DecoderService(codec, **options.pop("decoder_options", {}))
-        made.append(Engine(llm, decoder, voices=VOICES, **options))
-        return made[-1]
-
-    yield make
-    for engine in made:
-        await engine.close()
 
 
 def check_order(events: list[Any], texts: list[str], frames: int) -> dict[int, np.ndarray]:

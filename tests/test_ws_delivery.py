@@ -73,7 +73,8 @@ class FakeEngine(EngineBase):
 
     async def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
                          caller: Caller = Caller(), clock: PlayoutClock | None = None,
-                         first_index: int = 0) -> AsyncGenerator[SynthesisEvent, None]:
+                         first_index: int = 0,
+                         trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
         feed = segments
         assert isinstance(feed, TextFeed)
         self.calls.append((voice, params))
@@ -214,7 +215,7 @@ async def test_a_whole_context_in_order() -> None:
                                           "flush_id": "f1", "samples": 2 * 3 * FRAME}
     assert event(messages, "done") == {
         "type": "done", "context_id": "r1", "samples": 9 * FRAME, "duration_ms": 768.0,
-        "frames": 9, "source_samples": 9 * FRAME, "segments": 3,
+        "frames": 9, "source_samples": 9 * FRAME, "trimmed_samples": 0, "segments": 3,
         "ttfa_ms": delivery.since_created(delivery.first_audio_at),
         "ttfs_ms": None}  # the fake's audio is far below speech level (engine/level.py)
     assert delivery.first_audio_at is not None
@@ -222,7 +223,8 @@ async def test_a_whole_context_in_order() -> None:
     assert finished == {"type": "segment_finished", "context_id": "r1", "segment": 0,
                         "text": "Hello there.", "samples": 3 * FRAME,
                         "source_samples": 3 * FRAME, "frames": 3, "duration_ms": 256.0,
-                        "ttfa_ms": 62.5, "ttfs_ms": None, "generation_ms": 500.0}
+                        "trimmed_samples": 0, "ttfa_ms": 62.5, "ttfs_ms": None,
+                        "generation_ms": 500.0}
     assert delivery.context.state is ContextState.DONE
     assert engine.calls == [("leo", DEFAULTS)]
 
@@ -279,7 +281,8 @@ async def test_an_empty_context_is_done_without_audio() -> None:
     await delivery.run()
     assert await drain(outbox) == [{
         "type": "done", "context_id": "r1", "samples": 0, "duration_ms": 0.0, "frames": 0,
-        "source_samples": 0, "segments": 0, "ttfa_ms": None, "ttfs_ms": None}]
+        "source_samples": 0, "trimmed_samples": 0, "segments": 0, "ttfa_ms": None,
+        "ttfs_ms": None}]
     assert delivery.context.state is ContextState.DONE
 
 

@@ -47,6 +47,7 @@ from .interface import Caller, EngineHealth, Segments
 from .llm import LLMClient
 from .pipeline import StreamTuning, stream_segment
 from .segmenter import chars_for_tokens, split_text
+from .trim import QuietTrim
 
 log = logging.getLogger("orpheus_ws")
 # Joins between segments fade over 2 ms (48 samples) so they don't click; lengths don't change.
@@ -98,6 +99,7 @@ class Engine:
         tuning: StreamTuning = StreamTuning(),
         lookahead: int = 1,
         admission: Admission | None = None,
+        trim_quiet: bool = False,
     ) -> None:
         self.llm = llm if isinstance(llm, BackendPool) else BackendPool([llm])
         self.admission = admission or Admission()
@@ -110,6 +112,7 @@ class Engine:
         self.voices = voices
         self.tuning = tuning
         self.lookahead = lookahead
+        self.trim_quiet = trim_quiet  # the default of synthesize's trim_quiet
         self.in_flight = 0
         # Server-added latency of each context's first audio (ms): sent - window complete -
         # decode call (BENCHMARKS.md, measurement 4). Bounded.
@@ -198,11 +201,12 @@ class Engine:
         params: SamplingParams,
         caller: Caller = Caller(),
         clock: PlayoutClock | None = None,
+        trim_quiet: bool | None = None,
     ) -> AsyncGenerator[SynthesisEvent, None]:
         """A whole text, split at sentence ends into segments that fit ``max_tokens`` each."""
         segments = split_text(text, chars_for_tokens(params.max_tokens))
         return self.synthesize(segments, voice=voice, params=params, caller=caller,
-                               clock=clock)
+                               clock=clock, trim_quiet=trim_quiet)
 
     async def synthesize(
         self,
@@ -213,8 +217,10 @@ class Engine:
         caller: Caller = Caller(),
         clock: PlayoutClock | None = None,
         first_index: int = 0,
+        trim_quiet: bool | None = None,
     ) -> AsyncGenerator[SynthesisEvent, None]:
-        """Ordered events for each segment. A generation slot (``admission.py``) is taken for
+        """Ordered events for each segment (``trim_quiet``: leading quiet left out, trim.py;
+        None: the engine's default). A generation slot (``admission.py``) is taken for
         the caller (its key: the per-key cap) whenever the utterance has a
         segment to generate, and given back whenever it goes quiet: every segment so far
         delivered, the source waiting for text. Raises a segment's OrpheusError, or why a
@@ -228,6 +234,7 @@ class Engine:
         try:
             async with contextlib.aclosing(self._synthesize(
                     segments, slot, voice=voice, params=params, clock=clock,
+                    trim_quiet=self.trim_quiet if trim_quiet is None else trim_quiet,
                     first_index=first_index)) as events:
                 async for event in events:
                     if isinstance(event, AudioChunk):
@@ -264,10 +271,12 @@ class Engine:
         params: SamplingParams,
         clock: PlayoutClock | None = None,
         first_index: int = 0,
+        trim_quiet: bool = False,
     ) -> AsyncGenerator[SynthesisEvent, None]:
         """The events of ``synthesize`` (the voice checked there); segments generate while
         ``slot`` is held."""
         loop = asyncio.get_running_loop()
+        trim = QuietTrim() if trim_quiet else None
         order: asyncio.Queue[Any] = asyncio.Queue()
         fed = [first_index]  # index of the next segment the feeder will queue
         ahead = asyncio.Semaphore(self.lookahead + 1)  # segments generating or delivering
@@ -346,13 +355,18 @@ class Engine:
                     got = await _take(out)
                     if got is _END:
                         break
-                    # Fade out only where another segment follows (or may still come).
+                    frames += got.frames
+                    cut = got.cut or cut
+                    if trim is not None:  # its leading quiet left out (trim.py)
+                        got = trim.chunk(got)
+                        if not got.samples:
+                            continue
+                    # Fade in where a later segment's audio begins; out only where another
+                    # segment follows (or may still come).
                     more = not feeder.done() or fed[0] > index + 1
-                    chunk = _fade(got, index > first_index and got.frame_start == 0,
+                    chunk = _fade(got, index > first_index and not samples,
                                   got.final and more)
-                    frames += chunk.frames
                     samples += chunk.samples
-                    cut = chunk.cut or cut
                     first_audio = first_audio or chunk.ready_at
                     if not first_speech and chunk.speech_from is not None:
                         first_speech = chunk.ready_at
@@ -362,7 +376,8 @@ class Engine:
                 if isinstance(segments, TextFeed):
                     segments.delivered(index + 1 - first_index)
                 yield SegmentFinished(index, text, frames, samples, started, first_audio,
-                                      time.monotonic(), cut, first_speech)
+                                      time.monotonic(), cut, first_speech,
+                                      trim.trimmed if trim is not None else 0)
                 ahead.release()
                 if waiting_for_text and fed[0] == index + 1:  # quiet: all said, none ready
                     slot.give_back()

@@ -46,6 +46,7 @@ class SegmentFinished:
     finished_at: float
     cut: str | None = None  # the runaway guard ended it (engine/guard.py): runaway_length/_repeat
     first_speech_at: float = 0.0  # when its first chunk with speech in it was ready (0: none)
+    trimmed: int = 0  # leading quiet left out (trim.py): samples + trimmed == frames x 2048
 
 
 @dataclass(frozen=True, slots=True)

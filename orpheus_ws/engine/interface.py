@@ -78,11 +78,14 @@ class SpeechEngine(Protocol):
 
     def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
                    caller: Caller = ..., clock: PlayoutClock | None = None,
-                   first_index: int = 0) -> AsyncGenerator[SynthesisEvent, None]:
-        """The events of the segments' speech, strictly in order."""
+                   first_index: int = 0,
+                   trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+        """The events of the segments' speech, strictly in order (``trim_quiet``: the leading
+        quiet left out, engine/trim.py; None: the server's setting)."""
 
     def speak(self, text: str, *, voice: str, params: SamplingParams, caller: Caller = ...,
-              clock: PlayoutClock | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+              clock: PlayoutClock | None = None,
+              trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
         """A whole text, cut at sentence ends into segments."""
 
     async def health(self) -> EngineHealth:

@@ -132,7 +132,8 @@ class HttpApi:
         async def only_audio() -> AsyncGenerator[AudioChunk, None]:
             # closed with this generator (a client gone), not when it is collected
             async with contextlib.aclosing(engine.speak(
-                    req.text, voice=req.voice, params=req.params, caller=caller)) as events:
+                    req.text, voice=req.voice, params=req.params, caller=caller,
+                    trim_quiet=req.trim_quiet)) as events:
                 async for event in events:
                     if isinstance(event, AudioChunk):
                         yield event

@@ -53,6 +53,7 @@ class Delivery:
         self.bytes_queued = 0  # compressed encodings: frames' offsets count stream bytes
         self.first_audio_at: float | None = None
         self.first_speech_at: float | None = None  # its first frame of speech queued
+        self.trimmed = 0  # leading quiet left out, at 24 kHz (engine/trim.py)
         self.samples_queued = 0  # in the context's format, queued on the socket
         self.samples_sent = 0  # of those, written to the socket
         self.source_samples = 0  # at 24 kHz
@@ -81,6 +82,7 @@ class Delivery:
             async with contextlib.aclosing(self.engine.synthesize(
                 self.feed, voice=options.voice, params=options.params, caller=self.caller,
                 clock=PlayoutClock(options.client_buffer_ms / 1000),
+                trim_quiet=options.trim_quiet,
             )) as stream:
                 async for item in stream:
                     await self.deliver(item)
@@ -90,7 +92,7 @@ class Delivery:
                 context.id, samples=self.samples_queued, sample_rate=self.sample_rate,
                 frames=self.frames, source_samples=self.source_samples,
                 segments=self.segments, ttfa_ms=self.since_created(self.first_audio_at),
-                ttfs_ms=self.since_created(self.first_speech_at))))
+                ttfs_ms=self.since_created(self.first_speech_at), trimmed_samples=self.trimmed)))
         except OrpheusError as exc:
             if context.live:
                 context.move(ContextState.FAILED)
@@ -133,6 +135,7 @@ class Delivery:
 
     def segment_finished(self, item: SegmentFinished) -> None:
         self.segments += 1
+        self.trimmed += item.trimmed
         if item.cut is not None:  # the runaway guard ended its generation: say why
             self.outbox.put(events.dumps(events.warning(self.context.id, item.segment,
                                                         item.cut)))
@@ -141,7 +144,7 @@ class Delivery:
             source_samples=item.samples, frames=item.frames, sample_rate=self.sample_rate,
             ttfa_ms=round((item.first_audio_at - item.started_at) * 1000, 1),
             ttfs_ms=round((item.first_speech_at - item.started_at) * 1000, 1)
-            if item.first_speech_at else None,
+            if item.first_speech_at else None, trimmed_samples=item.trimmed,
             generation_ms=round((item.finished_at - item.started_at) * 1000, 1))))
         if self._timer is not None:
             timing = self._timer.finish(item.text, item.samples)

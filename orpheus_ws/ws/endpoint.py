@@ -69,7 +69,7 @@ class Connection:
         self.caller = caller
         self.settings = settings
         defaults = Options(settings.default_voice, DEFAULTS, AudioFormat(), "auto",
-                           settings.ws_buffer_delay_ms)
+                           settings.ws_buffer_delay_ms, trim_quiet=settings.trim_quiet)
         self.session: Session[Delivery] = Session(defaults, engine.voices,
                                                   max_contexts=settings.ws_max_contexts)
         self.session_id = uuid.uuid4().hex[:12]

@@ -30,6 +30,7 @@ class OptionsDict(TypedDict):
     buffer_delay_ms: float
     client_buffer_ms: float
     timestamps: bool
+    trim_quiet: bool
 
 
 class LimitsDict(TypedDict):
@@ -81,6 +82,7 @@ class SegmentFinished(TypedDict):
     source_samples: int
     frames: int
     duration_ms: float
+    trimmed_samples: int
     ttfa_ms: float
     ttfs_ms: float | None
     generation_ms: float
@@ -113,6 +115,7 @@ class Done(TypedDict):
     duration_ms: float
     frames: int
     source_samples: int
+    trimmed_samples: int
     segments: int
     ttfa_ms: float | None
     ttfs_ms: float | None
@@ -186,11 +189,13 @@ def segment_started(context_id: str, segment: int, text: str) -> SegmentStarted:
 
 def segment_finished(context_id: str, segment: int, text: str, *, samples: int,
                      source_samples: int, frames: int, sample_rate: int, ttfa_ms: float,
-                     ttfs_ms: float | None, generation_ms: float) -> SegmentFinished:
+                     ttfs_ms: float | None, generation_ms: float,
+                     trimmed_samples: int = 0) -> SegmentFinished:
     return {"type": "segment_finished", "context_id": context_id, "segment": segment,
             "text": text, "samples": samples, "source_samples": source_samples,
-            "frames": frames, "duration_ms": ms(samples, sample_rate), "ttfa_ms": ttfa_ms,
-            "ttfs_ms": ttfs_ms, "generation_ms": generation_ms}
+            "frames": frames, "duration_ms": ms(samples, sample_rate),
+            "trimmed_samples": trimmed_samples, "ttfa_ms": ttfa_ms, "ttfs_ms": ttfs_ms,
+            "generation_ms": generation_ms}
 
 
 def timestamps(context_id: str, segment: int, words: list[str], starts_s: list[float],
@@ -208,11 +213,12 @@ def flushed(context_id: str, flush_id: str | None, samples: int) -> Flushed:
 
 
 def done(context_id: str, *, samples: int, sample_rate: int, frames: int, source_samples: int,
-         segments: int, ttfa_ms: float | None, ttfs_ms: float | None) -> Done:
+         segments: int, ttfa_ms: float | None, ttfs_ms: float | None,
+         trimmed_samples: int = 0) -> Done:
     return {"type": "done", "context_id": context_id, "samples": samples,
             "duration_ms": ms(samples, sample_rate), "frames": frames,
-            "source_samples": source_samples, "segments": segments, "ttfa_ms": ttfa_ms,
-            "ttfs_ms": ttfs_ms}
+            "source_samples": source_samples, "trimmed_samples": trimmed_samples,
+            "segments": segments, "ttfa_ms": ttfa_ms, "ttfs_ms": ttfs_ms}
 
 
 def cancelled(context_id: str, samples_sent: int, sample_rate: int) -> Cancelled:

@@ -44,6 +44,7 @@ class Options:
     buffer_delay_ms: float = 300.0
     client_buffer_ms: float = 0.0
     timestamps: bool = False
+    trim_quiet: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class Ping:
 
 ClientMessage = Configure | Text | Flush | End | Cancel | Ping
 OPTION_FIELDS = ("voice", "temperature", "top_p", "repetition_penalty", "max_tokens", "format",
-                 "buffering", "buffer_delay_ms", "client_buffer_ms", "timestamps")
+                 "buffering", "buffer_delay_ms", "client_buffer_ms", "timestamps", "trim_quiet")
 
 
 def _context_id(data: dict[str, Any], *, required: bool = True) -> str | None:
@@ -172,10 +173,13 @@ def apply_options(base: Options, overrides: dict[str, Any], voices: list[str], *
     delay = _milliseconds(overrides, "buffer_delay_ms", base.buffer_delay_ms, context_id)
     client_buffer = _milliseconds(overrides, "client_buffer_ms", base.client_buffer_ms,
                                   context_id, high=5000)
-    timestamps = overrides.get("timestamps", base.timestamps)
-    if not isinstance(timestamps, bool):
-        raise ValidationError("timestamps", "must be true or false", context_id=context_id)
-    return Options(voice, params, fmt, buffering, delay, client_buffer, timestamps)
+    flags = {}
+    for name in ("timestamps", "trim_quiet"):
+        flags[name] = overrides.get(name, getattr(base, name))
+        if not isinstance(flags[name], bool):
+            raise ValidationError(name, "must be true or false", context_id=context_id)
+    return Options(voice, params, fmt, buffering, delay, client_buffer, flags["timestamps"],
+                   flags["trim_quiet"])
 
 
 def _milliseconds(overrides: dict[str, Any], name: str, default: float,
@@ -196,6 +200,7 @@ def options_dict(options: Options) -> OptionsDict:
                    "sample_rate": options.format.sample_rate},
         "buffering": options.buffering, "buffer_delay_ms": options.buffer_delay_ms,
         "client_buffer_ms": options.client_buffer_ms, "timestamps": options.timestamps,
+        "trim_quiet": options.trim_quiet,
     }
 
 

@@ -71,6 +71,8 @@ def serve_command(port: int, llm_url: str, snac_dir: Path, *flags: str) -> list[
     # The runaway guard likewise: the tiny model never ends its speech, and these tests count
     # on max_tokens to bound each generation (the guard's own tests turn it on).
     guard = [] if "--runaway-guard" in flags else ["--no-runaway-guard"]
+    # And trimming: the pass-through codec's audio is silence, which these tests count.
+    guard += [] if "--trim-quiet" in flags else ["--no-trim-quiet"]
     return [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST, "--port", str(port),
             "--llm-url", llm_url, "--snac-model", str(snac_dir), "--device", "cpu", *admission,
             *guard, *flags]

@@ -42,7 +42,7 @@ def managed_command(tiny_gguf: Path, snac_dir: Path, *flags: str) -> Any:
     return lambda port: [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST,
                          "--port", str(port), "--model", str(tiny_gguf), "--snac-model",
                          str(snac_dir), "--device", "cpu", "--streams", "4",
-                         "--no-realtime-admission", *flags]
+                         "--no-realtime-admission", "--no-runaway-guard", *flags]
 
 
 def alive(pid: int) -> bool:

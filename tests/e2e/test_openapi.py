@@ -39,7 +39,8 @@ def api_server(snac_dir: Path) -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         with process([sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", "127.0.0.1",
                       "--port", str(port), "--llm-url", llm_url, "--snac-model", str(snac_dir),
-                      "--device", "cpu", "--codec", "passthrough", "--log-level", "warning"],
+                      "--device", "cpu", "--codec", "passthrough", "--log-level", "warning",
+                      "--no-trim-quiet"],
                      url + "/health"):
             yield url
 
