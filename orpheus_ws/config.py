@@ -151,8 +151,8 @@ class Settings:
             raise ValueError("max_new_frames must be 'auto' or 1-64")
         if self.snac_graphs not in ("auto", "on", "off"):
             raise ValueError("snac_graphs must be auto, on or off")
-        if self.codec not in ("snac", "passthrough", "noise"):
-            raise ValueError("codec must be snac, passthrough or noise")
+        if self.codec not in ("snac", "passthrough", "noise", "level"):
+            raise ValueError("codec must be snac, passthrough, noise or level")
         if self.streams < 1:
             raise ValueError("streams must be at least 1")
         if not self.voice_list:

@@ -72,6 +72,19 @@ class PassThroughCodec:
         return np.broadcast_to(row, (c0.shape[0], samples)).copy()
 
 
+class LevelCodec(PassThroughCodec):
+    """A stand-in whose frames are as loud as their first code says (``--codec level``): a
+    constant of c0 / 4096 of full scale, so a generation's level can be chosen through the
+    stand-in LLM (its ``quiet_frames``) to test and measure what is done with quiet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "level"
+
+    def decode(self, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        return np.repeat(c0.astype(np.float32) / 4096, SAMPLES_PER_FRAME, axis=1)
+
+
 def resolve_device(device: str) -> str:
     """``auto`` takes CUDA when torch sees it, else the CPU."""
     import torch
@@ -187,8 +200,10 @@ def load_codec(model: str, device: str, *, kind: str = "snac", noise: bool = Tru
     ``graphs``: ``auto`` captures CUDA graphs on CUDA only; ``on``/``off`` force it."""
     if kind in ("passthrough", "noise"):
         return PassThroughCodec(noise=kind == "noise")
+    if kind == "level":
+        return LevelCodec()
     if kind != "snac":
-        raise ValueError(f"unknown codec {kind!r} (snac, passthrough, noise)")
+        raise ValueError(f"unknown codec {kind!r} (snac, passthrough, noise, level)")
     codec = SnacCodec(model, device, noise=noise,
                       graphs=None if graphs == "auto" else graphs == "on")
     log.info("SNAC decoder loaded from %s on %s", model, codec.device)
