@@ -39,6 +39,11 @@ def test_an_utterance_starts_at_its_first_speech_with_a_lead_in() -> None:
     assert len(pcm) + trimmed == 6 * FRAME
     assert (pcm[:LEAD_IN] == QUIET).all() and (pcm[LEAD_IN:LEAD_IN + FRAME] == LOUD).all()
     assert (pcm[LEAD_IN + FRAME:] == QUIET).all()  # quiet after speech is never left out
+    again = QuietTrim()
+    again.chunk(chunk(0, 0, [QUIET] * 3))
+    spoken = again.chunk(chunk(0, 3, [QUIET, LOUD]))
+    assert spoken.speech_from == LEAD_IN  # where the speech is in what is sent
+    assert (spoken.pcm[spoken.speech_from:] == LOUD).all()
 
 
 def test_speech_from_the_first_frame_is_never_trimmed() -> None:

@@ -7,7 +7,8 @@ PCM), ``all`` (every one of those), ``load`` (a custom load against a running se
 ``all``), ``cancel`` (--cancels cancels against a real llama-server, --llm-url: slot idle time,
 frames after ``cancelled``; not in ``all``), ``gpu`` (the GPU measurement: CUDA checks,
 decode cost by batch, real-time streams carried; ``--smoke`` for tiny sizes), ``messages``
-(what one client message costs the event loop: the segmenter, a socket adapter). The scenarios
+(what one client message costs the event loop: the segmenter, a socket adapter), ``quiet``
+(time to first speech as heard, the leading quiet trimmed and not). The scenarios
 start a stand-in LLM server, or use a running one (e.g. a real llama-server) with --llm-url.
 Each prints a table and writes JSON (--out). Without --snac-model, SNAC with random weights
 (same network, same cost) is written to a temporary folder, so no weights are downloaded.
@@ -29,9 +30,9 @@ from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
-             "load", "soak", "cancel", "gpu", "messages")
+             "load", "soak", "cancel", "gpu", "messages", "quiet")
 # the pass-through codec or no server: no SNAC weights
-NO_SNAC = ("load", "soak", "cancel", "messages")
+NO_SNAC = ("load", "soak", "cancel", "messages", "quiet")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,10 +115,11 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             report["load"] = summarize(results)
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
             continue
-        if name == "messages":
+        if name in ("messages", "quiet"):
             from .messages import run_messages
+            from .quiet import run_quiet
 
-            report[name] = result = run_messages()
+            report[name] = result = run_messages() if name == "messages" else run_quiet()
             _print_table(name, result)
             continue
         if name == "gpu":

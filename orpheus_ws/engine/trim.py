@@ -68,4 +68,9 @@ class QuietTrim:
         if chunk.final and self._leading:  # quiet throughout: the held lead-in goes too
             self._held = _EMPTY
         self.trimmed += len(pcm) - len(out)
-        return chunk if len(out) == len(pcm) else replace(chunk, pcm=out)
+        if len(out) == len(pcm):
+            return chunk
+        # the speech is the chunk's tail from speech_from on, in both
+        speech = None if chunk.speech_from is None else \
+            len(out) - (len(pcm) - chunk.speech_from)
+        return replace(chunk, pcm=out, speech_from=speech)
