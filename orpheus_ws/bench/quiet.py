@@ -17,7 +17,14 @@ import time
 from typing import Any
 
 from ..devtools.standin_llm import StandinConfig, StandinLLMServer
-from ..engine import AudioChunk, DecoderService, Engine, LLMClient, load_codec
+from ..engine import (
+    AudioChunk,
+    DecoderService,
+    Engine,
+    LLMClient,
+    PlayoutClock,
+    load_codec,
+)
 from ..formats import SAMPLE_RATE
 from ..params import SamplingParams
 
@@ -41,8 +48,10 @@ def heard_at(arrivals: list[tuple[float, int, int | None]]) -> float | None:
 async def _utterance(engine: Engine, trim: bool) -> float | None:
     started = time.monotonic()
     arrivals: list[tuple[float, int, int | None]] = []
+    # a listener in real time, so windows are as small as its audio in hand asks for
     async for event in engine.speak("Hello there, this is the first sentence.", voice="tara",
-                                    params=SamplingParams(), trim_quiet=trim):
+                                    params=SamplingParams(), trim_quiet=trim,
+                                    clock=PlayoutClock()):
         if isinstance(event, AudioChunk):
             speech = event.speech_from
             arrivals.append((time.monotonic() - started, event.samples, speech))
