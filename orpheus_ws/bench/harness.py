@@ -100,9 +100,13 @@ def orpheus_server(llm_url: str, snac_model: str, **settings: Any
     again."""
     for attempt in range(3):
         port = free_port()
+        # Trimming and the runaway guard off unless asked for: the pass-through codec's
+        # silence would all be trimmed, and these scenarios measure the machinery on fixed
+        # lengths (bench quiet measures trimming, bench messages the guard's cost).
         env = {"ORPHEUS_WS_HOST": "127.0.0.1", "ORPHEUS_WS_PORT": str(port),
                "ORPHEUS_WS_LLM_URL": llm_url, "ORPHEUS_WS_SNAC_MODEL": snac_model,
-               "ORPHEUS_WS_LOG_LEVEL": "warning"}
+               "ORPHEUS_WS_LOG_LEVEL": "warning", "ORPHEUS_WS_TRIM_QUIET": "0",
+               "ORPHEUS_WS_RUNAWAY_GUARD": "0"}
         for name, value in settings.items():
             env["ORPHEUS_WS_" + name.upper()] = ("1" if value else "0") \
                 if isinstance(value, bool) else str(value)

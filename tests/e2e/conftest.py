@@ -29,7 +29,7 @@ from orpheus_ws.devtools.llama_server import LlamaServerProcess
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
 
 from ..utils import scaled
-from .harness import STRICT_LIMITS, STRICT_VOICES, ServerProcess, serve_command
+from .harness import STRICT_LIMITS, STRICT_VOICES, ServerProcess, serve_command, serving
 
 
 def default_standin_config() -> StandinConfig:
@@ -56,12 +56,8 @@ def fake_llm(shared_standin: StandinLLMServer) -> Iterator[StandinLLMServer]:
 
 
 async def _server(command: object, log: Path) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(command, log)
-    await server.start()
-    try:
+    async with serving(command, log) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -19,7 +19,7 @@ import sys
 import time
 import wave
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,17 @@ def serve_command(port: int, llm_url: str, snac_dir: Path, *flags: str) -> list[
     return [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST, "--port", str(port),
             "--llm-url", llm_url, "--snac-model", str(snac_dir), "--device", "cpu", *admission,
             *guard, *flags]
+
+
+@contextlib.asynccontextmanager
+async def serving(command: Any, log: Path) -> AsyncIterator[ServerProcess]:
+    """A server process for ``command(port)``, started, and stopped after the block."""
+    server = ServerProcess(command, log)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -317,7 +328,8 @@ async def serve_in_process(standin: StandinLLMServer, codec: Codec,
     """``create_app`` on a real port in this process, with an engine of the test's parts (for
     faults that can't be caused from outside); yields ``host:port``."""
     standin.config.frames = 4
-    settings = settings or Settings()
+    # the pass-through codec's audio is silence, which these tests count: nothing trimmed
+    settings = replace(settings or Settings(), trim_quiet=False)
     admission = Admission(max_generations=settings.max_generations,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,
                           queue_timeout_s=settings.queue_timeout)

@@ -16,7 +16,14 @@ import pytest_asyncio
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 from orpheus_ws.engine.trim import LEAD_IN, PAUSE_CAP
 
-from .harness import SAMPLES_PER_FRAME, RawSocket, ServerProcess, check_frames, serve_command
+from .harness import (
+    SAMPLES_PER_FRAME,
+    RawSocket,
+    ServerProcess,
+    check_frames,
+    serve_command,
+    serving,
+)
 
 FRAMES = 12
 
@@ -24,14 +31,10 @@ FRAMES = 12
 @pytest_asyncio.fixture(scope="module")
 async def trimming(shared_standin: StandinLLMServer, snac_dir: Path,
                    tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(lambda port: serve_command(
-        port, shared_standin.url, snac_dir, "--codec", "level", "--trim-quiet"),
-        tmp_path_factory.mktemp("logs") / "trimming.log")
-    await server.start()
-    try:
+    async with serving(lambda port: serve_command(
+            port, shared_standin.url, snac_dir, "--codec", "level", "--trim-quiet"),
+                       tmp_path_factory.mktemp("logs") / "trimming.log") as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def speak(raw: RawSocket, context_id: str, texts: list[str],

@@ -20,7 +20,14 @@ from orpheus_ws.engine.guard import REPEAT_FRAMES, frame_budget
 from orpheus_ws.vocabulary import LENGTH, REPEAT
 
 from ..utils import scaled
-from .harness import SAMPLES_PER_FRAME, RawSocket, ServerProcess, check_frames, serve_command
+from .harness import (
+    SAMPLES_PER_FRAME,
+    RawSocket,
+    ServerProcess,
+    check_frames,
+    serve_command,
+    serving,
+)
 
 HI_FRAMES = frame_budget("Hi.")  # 22 frames, 1.88 s
 
@@ -28,14 +35,10 @@ HI_FRAMES = frame_budget("Hi.")  # 22 frames, 1.88 s
 @pytest_asyncio.fixture(scope="module")
 async def guarded(shared_standin: StandinLLMServer, snac_dir: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(lambda port: serve_command(
-        port, shared_standin.url, snac_dir, "--codec", "passthrough", "--runaway-guard"),
-        tmp_path_factory.mktemp("logs") / "guarded.log")
-    await server.start()
-    try:
+    async with serving(lambda port: serve_command(
+            port, shared_standin.url, snac_dir, "--codec", "passthrough", "--runaway-guard"),
+                       tmp_path_factory.mktemp("logs") / "guarded.log") as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def test_native_socket_a_generation_that_never_ends(

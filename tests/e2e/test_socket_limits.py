@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
 
 from ..utils import eventually, scaled
-from .harness import STRICT_LIMITS, ServerProcess, serve_command
+from .harness import STRICT_LIMITS, ServerProcess, serve_command, serving
 
 CAP = int(STRICT_LIMITS["ws_max_message_bytes"])
 IDLE_S = float(STRICT_LIMITS["ws_idle_timeout"])
@@ -232,14 +232,11 @@ async def two_slot_server(shared_standin: StandinLLMServer, snac_dir: Path,
                           tmp_path_factory: pytest.TempPathFactory
                           ) -> AsyncIterator[ServerProcess]:
     """Two generations at once, server-wide, and no queue: a third is refused at once."""
-    server = ServerProcess(lambda port: serve_command(
-        port, shared_standin.url, snac_dir, "--codec", "passthrough", "--max-generations", "2",
-        "--max-queued", "0"), tmp_path_factory.mktemp("logs") / "two_slot_server.log")
-    await server.start()
-    try:
+    async with serving(lambda port: serve_command(
+            port, shared_standin.url, snac_dir, "--codec", "passthrough", "--max-generations",
+            "2", "--max-queued", "0"),
+            tmp_path_factory.mktemp("logs") / "two_slot_server.log") as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def settle(socket: ClientConnection, quiet_s: float = 0.5) -> int:
