@@ -110,3 +110,43 @@ async def test_deepgram_socket(guarded: ServerProcess, fake_llm: StandinLLMServe
                 break
     assert warnings == [LENGTH.upper()]
     assert len(audio) == HI_FRAMES * SAMPLES_PER_FRAME * 2
+
+
+LOOPING = "This sentence is long enough that its budget is far past the ten frames."
+
+
+async def test_a_loop_is_cut_on_the_seed_sse_route(guarded: ServerProcess,
+                                                   fake_llm: StandinLLMServer,
+                                                   http: aiohttp.ClientSession) -> None:
+    fake_llm.config.frames = 400
+    fake_llm.config.fault = "loop"
+    async with http.post(guarded.url + "/api/tts/stream",
+                         json={"text": LOOPING, "max_tokens": 2048}) as response:
+        body = await response.text()
+    events = [orjson.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    assert [e["code"] for e in events if e.get("event") == "warning"] == [REPEAT]
+    assert events[-1]["event"] == "complete"
+    frames = events[-1]["total_samples"] // SAMPLES_PER_FRAME
+    assert 10 <= frames <= 10 + REPEAT_FRAMES
+
+
+async def test_a_loop_is_cut_on_openai_and_deepgram(guarded: ServerProcess,
+                                                    fake_llm: StandinLLMServer) -> None:
+    fake_llm.config.frames = 400
+    fake_llm.config.fault = "loop"
+    client = AsyncOpenAI(base_url=guarded.url + "/v1", api_key="unused")
+    speech = await client.audio.speech.create(model="tts-1", voice="alloy", input=LOOPING,
+                                              response_format="pcm")
+    assert 10 <= len(speech.content) // (SAMPLES_PER_FRAME * 2) <= 10 + REPEAT_FRAMES
+    url = guarded.url.replace("http", "ws") + "/v1/speak?encoding=linear16&sample_rate=24000"
+    warnings = []
+    async with websockets.connect(url) as socket:
+        await socket.send(orjson.dumps({"type": "Speak", "text": LOOPING}).decode())
+        await socket.send('{"type": "Flush"}')
+        async for message in socket:
+            if isinstance(message, str):
+                event = orjson.loads(message)
+                warnings += [event["warn_code"]] if event["type"] == "Warning" else []
+                if event["type"] == "Flushed":
+                    break
+    assert warnings == [REPEAT.upper()]
