@@ -24,8 +24,7 @@ from collections.abc import AsyncIterator, Callable
 
 from ..exceptions import Draining, Overloaded, RateLimited
 from ..metrics import CONTEXTS_OPEN, GENERATIONS_QUEUED
-
-RETRY_AFTER_S = 2
+from ..policy import RETRY_AFTER_S
 
 
 class Admission:

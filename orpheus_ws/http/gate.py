@@ -31,13 +31,12 @@ from ..engine import Caller
 from ..exceptions import ClientGone
 from ..logs import log_id
 from ..metrics import AUTH_REFUSALS, HTTP_RESPONSES, OVERLOAD_REFUSALS, SOCKETS_OPEN
-from ..policy import decide
+from ..policy import RETRY_AFTER_S, decide
 from ..transport.http_glue import CALLER
 from .auth import KeyRing, is_open, presented_key, route_kind, subprotocols
 from .limits import BoundedBody, Refusal, declared_too_large
 
 log = logging.getLogger("orpheus_ws.gate")
-RETRY_AFTER_S = 2
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, status: int,
