@@ -401,6 +401,45 @@ async def test_a_runaway_already_heard_is_cut_not_generated_again(
     assert len([r for r in standin.requests if r.path == "/completion"]) == 1
 
 
+@pytest.mark.parametrize("fault,frames,cut", [("loop", 200, REPEAT), ("none", None, LENGTH)])
+async def test_a_runaway_heard_only_as_quiet_is_generated_again(
+        fault: str, frames: int | None, cut: str, standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """A live segment whose first window went out long ago, but all of it quiet (the model's
+    leading quiet, trimmed): no one has heard a word, so the runaway is generated once more,
+    after the frames already yielded, and every frame is still yielded exactly once."""
+    standin.config.frames, standin.config.fault = frames, fault
+    standin.config.quiet_frames = 10_000
+    standin.config.tokens_per_second = 400
+    text = "Hi." if cut == LENGTH else "A sentence long enough to have a budget past the loop."
+    chunks = await segment(standin, llm, make_decoder(ConstantCodec()), text)
+    check_chunks(chunks, sum(c.frames for c in chunks))
+    assert chunks[-1].cut == cut
+    assert all(c.speech_from is None for c in chunks)
+    penalties = [float(r.body["repeat_penalty"]) for r in standin.requests
+                 if r.path == "/completion"]
+    assert penalties == [pytest.approx(1.1), pytest.approx(1.1 * 1.1)]
+    if cut == LENGTH:  # each attempt bounded by the budget: the two together by twice it
+        assert frame_budget("Hi.") < sum(c.frames for c in chunks) <= 2 * frame_budget("Hi.")
+    assert standin.active == 0
+
+
+async def test_a_runaway_with_speech_heard_is_not_generated_again(
+        standin: StandinLLMServer, llm: LLMClient,
+        make_decoder: Callable[..., DecoderService]) -> None:
+    """A generation that never ends, with speech from its fifth frame: its first chunk is
+    quiet, but the next (frames 1-16, out long before the budget's 22 frames are in at 14
+    frames a second) has speech in it, so it is only cut."""
+    standin.config.frames = None
+    standin.config.quiet_frames = 4
+    standin.config.tokens_per_second = 100
+    chunks = await segment(standin, llm, make_decoder(ConstantCodec()), "Hi.")
+    assert chunks[-1].cut == LENGTH and chunks[0].speech_from is None
+    assert sum(c.frames for c in chunks) == frame_budget("Hi.")
+    assert any(c.speech_from is not None for c in chunks)
+    assert len([r for r in standin.requests if r.path == "/completion"]) == 1
+
+
 async def test_each_chunk_says_where_its_speech_begins(
         standin: StandinLLMServer, llm: LLMClient,
         make_decoder: Callable[..., DecoderService]) -> None:

@@ -89,12 +89,17 @@ async def stream_segment(
     queue_s = 0.0  # time a window waits behind other streams' calls, whatever its length
     codes = SnacCodes.empty()
     invited = False  # the decoder asked this stream to join a call it is making
+    heard = False  # a chunk with speech in it has been yielded
     try:
         if current is not None:  # generated ahead: decode once its turn comes
             await current.wait()
         with decoder.stream():
             while True:
                 wake.clear()
+                if generation.ended and not heard and generation.may_regenerate():
+                    # a runaway whose audio so far is quiet: nobody heard a word of it
+                    generation.regenerate(keep=schedule.emitted)
+                    codes = codes.window(0, min(codes.frames, schedule.emitted))
                 ended = generation.ended
                 ready = schedule.ready(len(frames))
                 plan = plan_window(clock, arrivals, per_frame_s, queue_s, tuning, ready,
@@ -136,12 +141,14 @@ async def stream_segment(
                 final = generation.ended and window.emit_end == len(frames)
                 if clock is not None and delivers:
                     clock.sent(decoded.pcm.shape[0], now)
+                speech_from = first_speech_sample(decoded.pcm)
+                heard = heard or speech_from is not None
                 yield AudioChunk(
                     pcm=decoded.pcm, segment=segment, frame_start=window.emit_start,
                     frames=window.new_frames, final=final, ready_at=now,
                     window_ready_at=arrivals[window.end - 1], decode_s=decoded.call_s,
                     cut=generation.cut if final else None,
-                    speech_from=first_speech_sample(decoded.pcm),
+                    speech_from=speech_from,
                 )
         if generation.error is not None:
             raise generation.error
@@ -158,7 +165,11 @@ class _Generation:
     Failover: a generation whose backend fails (down, refusing, breaking off, hung) before
     ``committed`` (its first window went to the decoder, so no audio of it can have reached
     the listener) starts over once, on another backend if the source has one healthy; the
-    frames it had are dropped in place. After that, the failure is the segment's."""
+    frames it had are dropped in place. After that, the failure is the segment's.
+
+    A runaway (guard.py) nobody has heard is generated once more with a higher repetition
+    penalty: by the generation itself before ``committed``, or by the segment
+    (:meth:`regenerate`) when all it has yielded is quiet."""
 
     def __init__(self, llm: TokenSource, voice: str, text: str, params: SamplingParams,
                  segment: int, *, guard: bool = True) -> None:
@@ -174,41 +185,68 @@ class _Generation:
         self.cut: str | None = None  # why the runaway guard ended it (guard.py), if it did
         self.regenerated = False
         self.guard = guard
+        self.base = 0  # the attempt's first frame: earlier ones were yielded before a retry
         self.wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(
-            self._read(llm, voice, text, params), name=f"llm-segment-{segment}")
-
-    async def _read(self, llm: TokenSource, voice: str, text: str,
-                    params: SamplingParams) -> None:
+        self._llm, self._voice, self._params = llm, voice, params
         # what the model reads; the client's text stays as it was
-        prompt = with_final_punctuation(text) if self.guard else text
+        self._prompt = with_final_punctuation(text) if guard else text
+        self._task = self._start()
+
+    def _start(self) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(self._read(),
+                                                      name=f"llm-segment-{self.segment}")
+
+    def may_regenerate(self) -> bool:
+        """The generation ended as a runaway and has not been generated again yet."""
+        return self.cut is not None and self.error is None and not self.regenerated
+
+    def regenerate(self, *, keep: int) -> None:
+        """Generates the segment once more after its first ``keep`` frames (those already
+        yielded); the frames after them are dropped. Only once the generation has ended."""
+        assert self.ended
+        log.info("segment %d %s with nothing heard yet: generated again", self.segment,
+                 self.cut)
+        self._again(keep)
+        self.used = keep  # the frames after it, context of the last window, are gone
+        self.ended = False
+        self._task = self._start()
+
+    def _again(self, keep: int) -> None:
+        """Ready for one more attempt, less inclined to repeat itself."""
+        self.regenerated = True
+        self._params = replace(self._params, repetition_penalty=min(
+            MAX_PENALTY, self._params.repetition_penalty * RETRY_PENALTY))
+        self._reset(keep)
+
+    def _reset(self, keep: int) -> None:
+        self.error, self.dropped, self.cut, self.base = None, 0, None, keep
+        del self.frames[keep:]
+        del self.arrivals[keep:]
+
+    async def _read(self) -> None:
         try:
             while True:
-                if not await self._attempt(llm, voice, prompt, params):
+                if not await self._attempt():
                     log.info("segment generation retried on another backend: %s", self.error)
                     self.retried = True
+                    self._reset(self.base)
                 elif self.cut is not None and not self.committed and not self.regenerated:
                     # a runaway no one has heard: once more, less inclined to repeat itself
                     log.info("segment %d %s: generated again", self.segment, self.cut)
-                    self.regenerated = True
-                    params = replace(params, repetition_penalty=min(
-                        MAX_PENALTY, params.repetition_penalty * RETRY_PENALTY))
+                    self._again(self.base)
                 else:
                     break
-                self.error, self.dropped, self.cut = None, 0, None
-                self.frames.clear()
-                self.arrivals.clear()
         finally:
             self.ended = True
             self.wake.set()
 
-    async def _attempt(self, llm: TokenSource, voice: str, text: str,
-                       params: SamplingParams) -> bool:
+    async def _attempt(self) -> bool:
         """One generation; False if it failed and may start over."""
         parser = FrameParser()
-        budget, repeats = frame_budget(text), RepeatWatch()
+        budget, repeats = frame_budget(self._prompt), RepeatWatch()
+        stream_tokens = self._llm.stream_tokens(self._voice, self._prompt, self._params)
         try:
-            async with contextlib.aclosing(llm.stream_tokens(voice, text, params)) as stream:
+            async with contextlib.aclosing(stream_tokens) as stream:
                 async for ids in stream:
                     got = parser.feed(ids)
                     if got:
@@ -231,7 +269,7 @@ class _Generation:
             self.error = exc
         except BackendError as exc:
             self.error = exc
-            return self.committed or self.retried or not llm.can_fail_over()
+            return self.committed or self.retried or not self._llm.can_fail_over()
         except OrpheusError as exc:
             self.error = exc
         return True
@@ -240,11 +278,11 @@ class _Generation:
         """True if the generation is a runaway (guard.py): its frames are cut back to what
         its text may take, or to before the repeat, never below what the decoder has."""
         cut_at, reason = None, None
-        start = repeats.feed(self.frames)
+        start = repeats.feed(self.frames[self.base:])
         if start is not None:
-            cut_at, reason = start, REPEAT
-        elif len(self.frames) >= budget:
-            cut_at, reason = budget, LENGTH
+            cut_at, reason = self.base + start, REPEAT
+        elif len(self.frames) - self.base >= budget:
+            cut_at, reason = self.base + budget, LENGTH
         if reason is None or cut_at is None:
             return False
         keep = max(cut_at, self.used)

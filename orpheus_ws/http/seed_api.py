@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..audio import wav_bytes
-from ..engine import AudioChunk
+from ..engine import AudioChunk, SegmentFinished
 from ..exceptions import ClientGone, OrpheusError, ValidationError
 from ..formats import SAMPLE_RATE
 from ..metrics import exposition
@@ -39,6 +39,8 @@ from ..vocabulary import CUT_MESSAGES, EMOTION_TAGS
 from .errors import error_response
 
 log = logging.getLogger("orpheus_ws.http")
+# what a request's stream carries: audio, and the end of a segment the runaway guard cut
+Spoken = AudioChunk | SegmentFinished
 
 
 class HttpApi:
@@ -126,18 +128,20 @@ class HttpApi:
         return parse_tts_request(data, engine_of(request).voices, self.default_voice)
 
     @staticmethod
-    def _chunks(request: Request, req: TTSRequest) -> AsyncGenerator[AudioChunk, None]:
+    def _chunks(request: Request, req: TTSRequest) -> AsyncGenerator[Spoken, None]:
+        """The audio, and the end of each segment the runaway guard cut (for its warning)."""
         engine, caller = engine_of(request), caller_of(request)
 
-        async def only_audio() -> AsyncGenerator[AudioChunk, None]:
+        async def audio_and_cuts() -> AsyncGenerator[Spoken, None]:
             # closed with this generator (a client gone), not when it is collected
             async with contextlib.aclosing(engine.speak(
                     req.text, voice=req.voice, params=req.params, caller=caller,
                     trim_quiet=req.trim_quiet)) as events:
                 async for event in events:
-                    if isinstance(event, AudioChunk):
+                    if isinstance(event, AudioChunk) or \
+                            (isinstance(event, SegmentFinished) and event.cut is not None):
                         yield event
-        return only_audio()
+        return audio_and_cuts()
 
     async def _whole(self, request: Request,
                      req: TTSRequest) -> tuple[np.ndarray, float, float]:
@@ -146,8 +150,9 @@ class HttpApi:
         ttfa = 0.0
         parts: list[np.ndarray] = []
         async for chunk in self._chunks(request, req):
-            ttfa = ttfa or (time.monotonic() - started) * 1000
-            parts.append(chunk.pcm)
+            if isinstance(chunk, AudioChunk):
+                ttfa = ttfa or (time.monotonic() - started) * 1000
+                parts.append(chunk.pcm)
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         return pcm, ttfa, (time.monotonic() - started) * 1000
 
@@ -221,12 +226,18 @@ class HttpApi:
             )
         return await self._handle(request, handler)
 
-    async def _sse(self, req: TTSRequest, chunks: AsyncGenerator[AudioChunk, None],
-                   first: AudioChunk | None, started: float, ttfa: float) -> AsyncIterator[bytes]:
+    async def _sse(self, req: TTSRequest, chunks: AsyncGenerator[Spoken, None],
+                   first: Spoken | None, started: float, ttfa: float) -> AsyncIterator[bytes]:
         number = samples = 0
         try:
             pending = first
             while pending is not None:
+                if isinstance(pending, SegmentFinished):  # the runaway guard cut it: say so
+                    yield b"data: " + orjson.dumps({
+                        "event": "warning", "code": pending.cut, "segment": pending.segment,
+                        "message": CUT_MESSAGES.get(pending.cut or "", "")}) + b"\n\n"
+                    pending = await anext(chunks, None)
+                    continue
                 number += 1
                 samples += pending.samples
                 event: dict[str, Any] = {
@@ -238,10 +249,6 @@ class HttpApi:
                 if number == 1:
                     event["ttfa_ms"] = round(ttfa, 1)
                 yield b"data: " + orjson.dumps(event) + b"\n\n"
-                if pending.cut is not None:  # the runaway guard cut this segment: say so
-                    yield b"data: " + orjson.dumps({
-                        "event": "warning", "code": pending.cut, "segment": pending.segment,
-                        "message": CUT_MESSAGES[pending.cut]}) + b"\n\n"
                 pending = await anext(chunks, None)
             total = (time.monotonic() - started) * 1000
             log.info("TTS stream completed: %d chars, %.2fs audio, %.1fms, TTFA: %.1fms",

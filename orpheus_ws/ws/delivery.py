@@ -61,6 +61,7 @@ class Delivery:
         self.segments = 0  # segments delivered in full
         self.sequence = 0
         self._segment_samples = 0
+        self._segment_frames = 0  # frames of the segment's chunks sent
         self._timer = SpeechTimer() if options.timestamps else None
         self.task: asyncio.Task[None] | None = None
 
@@ -121,9 +122,10 @@ class Delivery:
             if self.first_speech_at is None and item.speech_from is not None:
                 self.first_speech_at = time.monotonic()  # queued with the frame before it
             self.frames += item.frames
+            self._segment_frames += item.frames
             self.source_samples += item.samples
         elif isinstance(item, SegmentStarted):
-            self._segment_samples = 0
+            self._segment_samples = self._segment_frames = 0
             self.outbox.put(events.dumps(events.segment_started(
                 self.context.id, item.segment, item.text)))
         elif isinstance(item, SegmentFinished):
@@ -136,6 +138,7 @@ class Delivery:
     def segment_finished(self, item: SegmentFinished) -> None:
         self.segments += 1
         self.trimmed += item.trimmed
+        self.frames += item.frames - self._segment_frames  # chunks trimmed away entirely
         if item.cut is not None:  # the runaway guard ended its generation: say why
             self.outbox.put(events.dumps(events.warning(self.context.id, item.segment,
                                                         item.cut)))

@@ -36,7 +36,7 @@ HI_FRAMES = frame_budget("Hi.")  # 22 frames, 1.88 s
 async def guarded(shared_standin: StandinLLMServer, snac_dir: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with serving(lambda port: serve_command(
-            port, shared_standin.url, snac_dir, "--codec", "passthrough", "--runaway-guard"),
+            port, shared_standin.url, snac_dir, "--codec", "noise", "--runaway-guard"),
                        tmp_path_factory.mktemp("logs") / "guarded.log") as server:
         yield server
 
@@ -150,3 +150,76 @@ async def test_a_loop_is_cut_on_openai_and_deepgram(guarded: ServerProcess,
                 if event["type"] == "Flushed":
                     break
     assert warnings == [REPEAT.upper()]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def guarded_trimming(shared_standin: StandinLLMServer, snac_dir: Path,
+                           tmp_path_factory: pytest.TempPathFactory
+                           ) -> AsyncIterator[ServerProcess]:
+    """The defaults a user gets (guard and trimming on), with the ``level`` codec stand-in: a
+    frame as loud as its first code, so the stand-in's ``quiet_frames`` are heard as quiet."""
+    async with serving(lambda port: serve_command(
+            port, shared_standin.url, snac_dir, "--codec", "level", "--runaway-guard",
+            "--trim-quiet"), tmp_path_factory.mktemp("logs") / "trimming.log") as server:
+        yield server
+
+
+async def speak_on(route: str, server: ServerProcess) -> tuple[list[str], int]:
+    """LOOPING through ``route``: the warning codes it reported and the samples it sent."""
+    if route == "openai":
+        client = AsyncOpenAI(base_url=server.url + "/v1", api_key="unused")
+        speech = await client.audio.speech.create(model="tts-1", voice="alloy", input=LOOPING,
+                                                  response_format="pcm")
+        return [], len(speech.content) // 2
+    if route == "sse":
+        async with aiohttp.ClientSession() as http, http.post(
+                server.url + "/api/tts/stream",
+                json={"text": LOOPING, "max_tokens": 2048}) as response:
+            body = await response.text()
+        events = [orjson.loads(line[6:]) for line in body.splitlines()
+                  if line.startswith("data: ")]
+        assert events[-1]["event"] == "complete"
+        return [e["code"] for e in events if e.get("event") == "warning"], \
+            events[-1]["total_samples"]
+    if route == "native":
+        async with RawSocket.connect(server.ws_url) as raw:
+            await raw.send({"type": "text", "context_id": "q", "text": LOOPING,
+                            "max_tokens": 2048, "end": True})
+            done = await raw.until("done", "q", timeout=scaled(30))
+            assert not raw.errors()
+            assert done["samples"] + done["trimmed_samples"] == \
+                done["frames"] * SAMPLES_PER_FRAME
+            return [w["code"] for w in raw.events("warning", "q")], done["samples"]
+    url = server.url.replace("http", "ws") + "/v1/speak?encoding=linear16&sample_rate=24000"
+    warnings, samples = [], 0
+    async with websockets.connect(url) as socket:
+        await socket.send(orjson.dumps({"type": "Speak", "text": LOOPING}).decode())
+        await socket.send('{"type": "Flush"}')
+        async for message in socket:
+            if isinstance(message, bytes):
+                samples += len(message) // 2
+                continue
+            event = orjson.loads(message)
+            warnings += [event["warn_code"].lower()] if event["type"] == "Warning" else []
+            if event["type"] == "Flushed":
+                break
+    return warnings, samples
+
+
+@pytest.mark.parametrize("route", ["native", "sse", "openai", "deepgram"])
+async def test_a_loop_nobody_heard_is_generated_again(route: str,
+                                                      guarded_trimming: ServerProcess,
+                                                      fake_llm: StandinLLMServer) -> None:
+    """The utterance's first segment, live: its first windows went out long before the loop
+    was found, but all of them quiet (left out by the trimming), so no one has heard a word:
+    the segment is generated once more with a higher repetition penalty. The stand-in loops
+    again, and that loop is cut: one warning, a clean end."""
+    fake_llm.config.frames, fake_llm.config.fault = 400, "loop"
+    fake_llm.config.quiet_frames = 10_000
+    before = len(fake_llm.requests)
+    warnings, samples = await speak_on(route, guarded_trimming)
+    penalties = [r.body["repeat_penalty"] for r in fake_llm.requests[before:]
+                 if "repeat_penalty" in r.body]
+    assert len(penalties) == 2 and penalties[1] > penalties[0]
+    assert warnings == ([] if route == "openai" else [REPEAT])
+    assert samples == 0  # quiet throughout: all of it trimmed, and still a clean end
