@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,9 @@ def test_summary_counts_exactness_and_percentiles() -> None:
                for k in range(1, 6)]
     summary = summarize(results)
     assert summary["exact"] == 4 and summary["contexts"] == 5
+    assert summary["ttfs_ms_p50"] is None  # none of them had speech
+    spoke = [replace(r, ttfs_s=r.ttfa_s + 0.5) if r.frames > 2 else r for r in results]
+    assert summarize(spoke)["ttfs_ms_p50"] == 900.0  # over the three that spoke
     assert summary["ttfa_ms_p50"] == 300.0 and summary["playback_start_ms_p50"] == 900.0
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
 
@@ -59,6 +63,7 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path, paced: bool) -
     assert (run["paced"], run["jitter_ms"]) == (paced, 200)
     assert run["audio_s"] == round(4 * 3 * 4 * 2048 / 24000, 2)  # 3 sentences of 4 frames
     assert run["server_cpu_s"] > 0 and run["decode_calls"] > 0
+    assert run["ttfs_ms_p50"] is None  # the pass-through codec's silence: no speech
     loop, decoder = run["loop_cpu_s_per_audio_s"], run["decoder_threads_cpu_s_per_audio_s"]
     assert loop > 0 and decoder >= 0  # the pass-through codec: almost all of it is the loop
     # the split counts the threads alive at the end (one that ended took its time with it),
@@ -88,6 +93,9 @@ def test_bench_runs_on_a_real_llama_server(tmp_path: Path, snac_dir: Path,
     frames = [r["frames"] for r in run["results"]]
     assert all(n > 10 and n % 10 == 0 for n in frames), frames
     assert run["decode_calls"] > 0
+    # random SNAC weights are loud from the first frame: speech comes with the first audio
+    assert all(r["ttfs_s"] >= r["ttfa_s"] for r in run["results"])
+    assert run["ttfs_ms_p50"] >= run["ttfa_ms_p50"]
 
 
 def test_bench_refuses_an_llm_url_that_does_not_answer(tmp_path: Path, snac_dir: Path) -> None:

@@ -91,6 +91,7 @@ def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames:
                       == streams)
             trials.append({"streams": streams, "underruns_after_1s": run["underruns_after_1s"],
                            "exact": run["exact"], "ttfa_ms_p50": run["ttfa_ms_p50"],
+                           "ttfs_ms_p50": run["ttfs_ms_p50"],
                            "server_cores": round(cores, 3),
                            "server_cores_per_stream": round(cores / streams, 4), "fits": ok})
             return ok

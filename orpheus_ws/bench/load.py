@@ -2,7 +2,9 @@
 
 Each session speaks ``contexts`` utterances one after another, sending the text whole or word
 by word at an LLM's pace, and measures per context: time to first audio, underruns of a
-simulated real-time player, real-time factor and sample exactness.
+simulated real-time player, real-time factor and sample exactness, and time to first
+speech: to the first chunk with a frame loud enough to be speech (engine/level.py), read off
+the audio as received (None where none was: a silent stand-in codec).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..client import OrpheusClient, ServerError
+from ..engine.level import first_speech_sample
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .player import simulate_player
 
@@ -32,6 +35,7 @@ class ContextResult:
     wall_s: float
     gaps: tuple[tuple[float, float], ...] = ()
     refused: bool = False  # the server had no room (server_busy): nothing was played
+    ttfs_s: float | None = None  # to the first chunk with speech in it; None: none had
 
     @property
     def rtf(self) -> float:
@@ -58,11 +62,15 @@ async def _speak(client: OrpheusClient, context_id: str, text: str, *, paced: bo
     sender = asyncio.ensure_future(send())
     arrivals: list[tuple[float, float]] = []
     samples = 0
+    ttfs: float | None = None
     try:
         async for chunk in ctx:
             count = len(chunk.payload) // 2
             samples += count
             arrivals.append((chunk.received_at, count / SAMPLE_RATE))
+            if ttfs is None and chunk.header.encoding == "pcm_s16le" and \
+                    first_speech_sample(chunk.samples()) is not None:
+                ttfs = chunk.received_at - started
     except ServerError as refusal:
         if refusal.code != "server_busy" or arrivals:
             raise
@@ -82,6 +90,7 @@ async def _speak(client: OrpheusClient, context_id: str, text: str, *, paced: bo
         underruns=player.underruns, early_underruns=player.early_underruns,
         underrun_s=player.underrun_s, audio_s=samples / SAMPLE_RATE,
         wall_s=(arrivals[-1][0] - started) if arrivals else 0.0, gaps=player.gaps,
+        ttfs_s=ttfs,
     )
 
 
@@ -123,6 +132,7 @@ def summarize(every: list[ContextResult]) -> dict[str, Any]:
     results = [r for r in every if not r.refused]
     ttfa = [r.ttfa_s * 1000 for r in results]
     starts = [r.start_s * 1000 for r in results]
+    ttfs = [r.ttfs_s * 1000 for r in results if r.ttfs_s is not None]
     return {
         "contexts": len(results),
         "refused": len(every) - len(results),
@@ -130,6 +140,8 @@ def summarize(every: list[ContextResult]) -> dict[str, Any]:
         "audio_s": round(sum(r.audio_s for r in results), 2),
         "ttfa_ms_p50": round(percentile(ttfa, 50), 1),
         "ttfa_ms_p99": round(percentile(ttfa, 99), 1),
+        "ttfs_ms_p50": round(percentile(ttfs, 50), 1) if ttfs else None,
+        "ttfs_ms_p99": round(percentile(ttfs, 99), 1) if ttfs else None,
         "playback_start_ms_p50": round(percentile(starts, 50), 1),
         "playback_start_ms_p99": round(percentile(starts, 99), 1),
         "underruns_after_1s": sum(r.underruns for r in results),
