@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
+from orpheus_ws.devtools.standin_tokens import Fault
 from orpheus_ws.engine.clock import PlayoutClock
 from orpheus_ws.engine.codec import SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
@@ -403,7 +404,7 @@ async def test_a_runaway_already_heard_is_cut_not_generated_again(
 
 @pytest.mark.parametrize("fault,frames,cut", [("loop", 200, REPEAT), ("none", None, LENGTH)])
 async def test_a_runaway_heard_only_as_quiet_is_generated_again(
-        fault: str, frames: int | None, cut: str, standin: StandinLLMServer, llm: LLMClient,
+        fault: Fault, frames: int | None, cut: str, standin: StandinLLMServer, llm: LLMClient,
         make_decoder: Callable[..., DecoderService]) -> None:
     """A live segment whose first window went out long ago, but all of it quiet (the model's
     leading quiet, trimmed): no one has heard a word, so the runaway is generated once more,
