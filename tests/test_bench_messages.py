@@ -26,3 +26,21 @@ def test_bench_messages_reports_each_measurement(tmp_path: Path) -> None:
     assert result["repeat_watch_us_per_frame"] > 0
     assert isinstance(result["met"], bool)
     assert "== messages ==" in done.stdout
+
+
+def test_bench_strays_compares_the_parser_tolerances() -> None:
+    """``bench strays`` at a small size: a larger tolerance fails fewer generations with
+    strays in them and takes more tokens to refuse junk; the default is the one it reports."""
+    from orpheus_ws.bench.strays import run_strays
+    from orpheus_ws.engine.tokens import MAX_LOST_IN_A_ROW
+
+    result = run_strays(generations=40, frames=300, trials=300)
+    assert result["default_max_lost"] == MAX_LOST_IN_A_ROW
+    failed = {(row["max_lost"], row["stray_rate"]): row["generations_failed_pct"]
+              for row in result["speech"]}
+    assert failed[(1, 0.01)] >= failed[(2, 0.01)] >= failed[(3, 0.01)]
+    assert failed[(1, 0.01)] > failed[(3, 0.01)]
+    junk = [row["junk_refused_after_tokens_p50"] for row in result["junk"]]
+    assert junk == sorted(junk) and junk[0] < junk[-1]
+    assert all(row["junk_refused_after_tokens_p99"] <= 7 * (row["max_lost"] + 1) * 2
+               for row in result["junk"])

@@ -239,7 +239,7 @@ async def test_fault_garbage_is_one_stray_and_strays_are_every_token() -> None:
     config = StandinConfig(tokens_per_second=FAST, frames=4, fault="garbage")
     async with StandinLLMServer(config) as server:
         tokens, _, _ = await native(server.url)
-        server.config = StandinConfig(tokens_per_second=FAST, frames=4, fault="strays")
+        server.config = StandinConfig(tokens_per_second=FAST, frames=8, fault="strays")
         strays, _, _ = await native(server.url)
     parser = FrameParser()
     assert len(parser.feed(tokens[:14])) == 2

@@ -194,11 +194,12 @@ async def test_a_stray_token_costs_one_frame_and_strays_are_rejected(
         frames += len(parser.feed(batch))
     assert (frames, parser.dropped_frames) == (3, 1)
     standin.config.fault = "strays"  # every token out of position from the third frame on
+    standin.config.frames = 8
     parser = FrameParser()
     with pytest.raises(InvalidAudioToken):
         async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
             parser.feed(batch)
-    assert parser.audio_tokens < 14 + 14  # the two good frames, then refused within two
+    assert parser.audio_tokens < 14 + 7 * 3  # the two good frames, then refused within three
 
 
 async def test_failure_midway_is_a_backend_error(standin: StandinLLMServer,

@@ -8,7 +8,9 @@ PCM), ``all`` (every one of those), ``load`` (a custom load against a running se
 frames after ``cancelled``; not in ``all``), ``gpu`` (the GPU measurement: CUDA checks,
 decode cost by batch, real-time streams carried; ``--smoke`` for tiny sizes), ``messages``
 (what one client message costs the event loop: the segmenter, a socket adapter), ``quiet``
-(time to first speech as heard, the leading quiet trimmed and not). The scenarios
+(time to first speech as heard, the leading quiet trimmed and not), ``strays`` (the token
+parser's tolerance of audio tokens out of position: speech failed against junk refused). The
+scenarios
 start a stand-in LLM server, or use a running one (e.g. a real llama-server) with --llm-url.
 Each prints a table and writes JSON (--out). Without --snac-model, SNAC with random weights
 (same network, same cost) is written to a temporary folder, so no weights are downloaded.
@@ -30,9 +32,9 @@ from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
-             "load", "soak", "cancel", "gpu", "messages", "quiet")
+             "load", "soak", "cancel", "gpu", "messages", "quiet", "strays")
 # the pass-through codec or no server: no SNAC weights
-NO_SNAC = ("load", "soak", "cancel", "messages", "quiet")
+NO_SNAC = ("load", "soak", "cancel", "messages", "quiet", "strays")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,11 +117,13 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             report["load"] = summarize(results)
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
             continue
-        if name in ("messages", "quiet"):
+        if name in ("messages", "quiet", "strays"):
             from .messages import run_messages
             from .quiet import run_quiet
+            from .strays import run_strays
 
-            report[name] = result = run_messages() if name == "messages" else run_quiet()
+            report[name] = result = {"messages": run_messages, "quiet": run_quiet,
+                                     "strays": run_strays}[name]()
             _print_table(name, result)
             continue
         if name == "gpu":
