@@ -24,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,9 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             from .quiet import run_quiet
             from .strays import run_strays
 
-            report[name] = result = {"messages": run_messages, "quiet": run_quiet,
-                                     "strays": run_strays}[name]()
+            measure: dict[str, Callable[[], dict[str, Any]]] = {
+                "messages": run_messages, "quiet": run_quiet, "strays": run_strays}
+            report[name] = result = measure[name]()
             _print_table(name, result)
             continue
         if name == "gpu":
