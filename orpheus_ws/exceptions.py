@@ -6,7 +6,8 @@ Hierarchy::
     ├── RequestError            the client asked for something it can't have (HTTP 400/422,
     │   │                       WS error event; the socket stays usable)
     │   ├── ValidationError         a field is missing, of the wrong type or out of range
-    │   │   └── UnknownVoice            the voice is not one the server offers
+    │   │   ├── UnknownVoice            the voice is not one the server offers
+    │   │   └── SsmlError               SSML that can't be read (text/ssml.py: invalid_ssml)
     │   └── ProtocolError           a WS message the session can't act on (protocol.md,
     │                               "Error codes": invalid_json, unknown_context, ...)
     ├── ConnectionFault         the WS connection must close (protocol.md, "Close codes")

@@ -39,7 +39,7 @@ def add_say_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _request(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    body: dict[str, Any] = {"text": args.text, "voice": args.voice or settings.default_voice}
+    body: dict[str, Any] = {"text": args.text, "voice": args.voice or settings.lineup.default}
     body.update({k: getattr(args, k) for k in SAMPLING_FLAGS if getattr(args, k) is not None})
     return body
 
@@ -99,7 +99,7 @@ def run_say(args: argparse.Namespace, settings: Settings) -> int:
             wav = asyncio.run(_speak_remotely(args.url, body))
         else:
             text = fields.text(body)
-            voice = fields.voice(body, settings.voice_list, settings.default_voice)
+            voice = fields.voice(body, settings.voice_list, settings.lineup.default)
             params = fields.sampling(body)
             if settings.codec == "snac":
                 settings = replace(settings, snac_model=resolve_snac(settings.snac_model))

@@ -22,6 +22,7 @@ from orpheus_ws.engine.codec import Codec, SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
 from orpheus_ws.engine.decoder import DecoderService, to_int16
 from orpheus_ws.exceptions import UnknownVoice
+from orpheus_ws.lineup import Lineup
 from orpheus_ws.params import SamplingParams
 
 LONG_WAIT = 30.0  # a deadline that never comes: the batch cap starts the call
@@ -148,6 +149,7 @@ class EngineBase:
     transports' view of the engine), with no LLM or decoder behind it."""
 
     voices = ["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]  # noqa: RUF012
+    lineup = Lineup.of("")
 
     def __init__(self) -> None:
         self.first_audio: list[tuple[AudioChunk, float]] = []

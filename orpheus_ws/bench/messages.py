@@ -33,6 +33,7 @@ from ..engine import (
     TextFeed,
 )
 from ..exceptions import RequestError
+from ..lineup import Lineup
 from ..params import SamplingParams
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
@@ -45,6 +46,7 @@ class _QuietEngine:
     """A SpeechEngine whose utterances take their text and never speak."""
 
     voices = ["tara"]  # noqa: RUF012
+    lineup = Lineup.of("", voices="tara")
     ready = True
     draining = False
     utterances = 0

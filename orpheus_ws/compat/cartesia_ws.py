@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..engine import AudioChunk, Caller, SegmentFinished, SpeechEngine
-from ..exceptions import ConnectionFault, OrpheusError, RequestError, ValidationError
+from ..exceptions import ConnectionFault, OrpheusError, RequestError, UnknownVoice, ValidationError
 from ..formats import SAMPLE_RATE, AudioFormat
 from ..policy import close_code, decide
 from ..timings import SegmentTiming
@@ -187,8 +187,13 @@ class CartesiaConnection:
             return None
         voice = data.get("voice") or {}
         voice_id = voice.get("id", "") if isinstance(voice, dict) else ""
+        try:
+            speaker = self.socket.voices.lenient(str(voice_id))
+        except UnknownVoice as exc:  # another model's voice
+            self.error(context_id, str(exc))
+            return None
         context = _Context(self, context_id, data.get("add_timestamps") is True)
-        context.utterance = Utterance(self.engine, self.socket.voices.lenient(str(voice_id)),
+        context.utterance = Utterance(self.engine, speaker,
                                       fmt, context, self.outbox, timed=context.timestamps,
                                       caller=self.caller)
         self.contexts[context_id] = context

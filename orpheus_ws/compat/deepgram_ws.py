@@ -49,9 +49,9 @@ class DeepgramSocket(SocketRoute):
     def connection(self, websocket: WebSocket, outbox: Outbox) -> DeepgramConnection:
         query = websocket.query_params
         model = query.get("model", "")
-        return DeepgramConnection(engine_of(websocket), caller_of(websocket),
-                                  self.voices.deepgram(model), query.get("encoding", "linear16"),
-                                  query.get("sample_rate"), model, outbox, self.limits)
+        return DeepgramConnection(engine_of(websocket), caller_of(websocket), "",
+                                  query.get("encoding", "linear16"), query.get("sample_rate"),
+                                  model, outbox, self.limits, voices=self.voices)
 
 
 def _format(encoding: str, sample_rate: str | None) -> AudioFormat:
@@ -76,7 +76,9 @@ class DeepgramConnection:
     idle_timeout_s: float | None = None
 
     def __init__(self, engine: SpeechEngine, caller: Caller, voice: str, encoding: str,
-                 sample_rate: str | None, model: str, outbox: Outbox, limits: SocketLimits) -> None:
+                 sample_rate: str | None, model: str, outbox: Outbox, limits: SocketLimits,
+                 *, voices: VoiceMap | None = None) -> None:
+        self.voices = voices  # the model's voice is found when the socket opens
         self.engine = engine
         self.caller = caller
         self.voice = voice
@@ -94,6 +96,8 @@ class DeepgramConnection:
     # -- the runtime's adapter --------------------------------------------------------------
 
     def opened(self) -> None:
+        if self.voices is not None:
+            self.voice = self.voices.deepgram(self.model)
         self.format = _format(self.encoding, self.sample_rate)
         self.outbox.put(dumps({"type": "Metadata", "request_id": str(uuid.uuid4()),
                                "model_name": self.model or self.voice,

@@ -74,7 +74,7 @@ class ElevenLabsSocket:
 
     def connection(self, websocket: WebSocket, outbox: Outbox, *,
                    multi: bool) -> ElevenLabsConnection:
-        voice = self.voices.lenient(websocket.path_params.get("voice_id", ""))
+        voice = websocket.path_params.get("voice_id", "")  # resolved when opened
         query = websocket.query_params
         return ElevenLabsConnection(engine_of(websocket), caller_of(websocket), self, outbox, voice,
                                     query.get("output_format", "mp3_44100_128"),
@@ -164,6 +164,7 @@ class ElevenLabsConnection:
     # -- the runtime's adapter --------------------------------------------------------------
 
     def opened(self) -> None:
+        self.voice = self.socket.voices.at_open(self.voice)
         try:
             output = parse_vendor_format(self.output_format)
             self.format = AudioFormat(ENCODINGS.get(output.kind, output.kind),

@@ -44,7 +44,7 @@ class TogetherSocket(SocketRoute):
 
     def connection(self, websocket: WebSocket, outbox: Outbox) -> TogetherConnection:
         return TogetherConnection(engine_of(websocket), caller_of(websocket), self, outbox,
-                                  self.voices.lenient(websocket.query_params.get("voice", "")))
+                                  websocket.query_params.get("voice", ""))  # when opened
 
 
 class TogetherConnection:
@@ -71,6 +71,7 @@ class TogetherConnection:
     # -- the runtime's adapter --------------------------------------------------------------
 
     def opened(self) -> None:
+        self.voice = self.socket.voices.at_open(self.voice)
         self.outbox.put(dumps({"type": "session.created", "session": self.session()}))
 
     async def received(self, text: str | None, data: bytes | None) -> None:

@@ -31,7 +31,7 @@ from ..exceptions import RequestError, ValidationError
 from ..outputs import OutputFormat, parse_vendor_format
 from ..policy import decide
 from .speech import json_body, speech_response
-from .voices import VoiceMap
+from .voices import VoiceMap, deepgram_names
 
 DEEPGRAM_ENCODINGS = {"linear16": "pcm", "mulaw": "mulaw", "alaw": "alaw", "mp3": "mp3",
                       "opus": "opus", "flac": "flac", "aac": "aac"}
@@ -47,7 +47,16 @@ class VendorHttp:
                 Route("/v1/text-to-speech/{voice_id}", self.elevenlabs, methods=["POST"]),
                 Route("/v1/text-to-speech/{voice_id}/stream", self.elevenlabs,
                       methods=["POST"]),
+                Route("/v1/voices", self.elevenlabs_voices, methods=["GET"]),
                 Route("/tts/bytes", self.cartesia, methods=["POST"])]
+
+    async def elevenlabs_voices(self, request: Request) -> Response:
+        """ElevenLabs' voice list (``GET /v1/voices``): the model's voices, by name."""
+        lineup = self.voices.lineup
+        return JSONResponse({"voices": [
+            {"voice_id": voice, "name": voice, "category": "premade",
+             "labels": {"language": lineup.language_of(voice)}}
+            for voice in lineup.voices]})
 
     # -- Deepgram ---------------------------------------------------------------------------
 
@@ -71,7 +80,7 @@ class VendorHttp:
             default_rate = 8000 if kind in ("mulaw", "alaw") else 24000
             fmt = _format(kind, query.get("sample_rate", str(default_rate)),
                           query.get("bit_rate"), "sample_rate")
-            voice = self.voices.deepgram(query.get("model", ""))
+            voice = self.voices.lenient(*deepgram_names(query.get("model", "")))
         except RequestError as exc:
             return self.deepgram_error(exc)
         return await speech_response(request, text, voice, fmt, error=self.deepgram_error)

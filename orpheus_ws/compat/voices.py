@@ -5,13 +5,14 @@ request), so each of them maps to an Orpheus voice by default; the operator chan
 with ``--voice-map alloy=leah,ash=zac`` (``ORPHEUS_WS_VOICE_MAP``). An Orpheus voice name is
 always accepted as itself, whatever the vendor. OpenAI's names are a closed set, so another
 name is refused there; other vendors' voice ids are opaque, so one that is neither an
-Orpheus voice nor mapped speaks with the default voice.
+Orpheus voice nor mapped speaks with the default voice, except a voice of another Orpheus model
+(``tara`` on a French model): that is refused on every route, as it would sound wrong.
 """
 
 from __future__ import annotations
 
 from ..config import Settings
-from ..exceptions import UnknownVoice
+from ..exceptions import ConnectionFault, UnknownVoice
 
 # OpenAI's 13 voices onto the 8 English Orpheus voices, by the voices' character: the
 # neutral and bright ones to Orpheus' female voices, the deeper ones to its male voices.
@@ -26,8 +27,9 @@ class VoiceMap:
     """Vendor voice names -> the server's Orpheus voices."""
 
     def __init__(self, settings: Settings) -> None:
-        self.voices = settings.voice_list
-        self.default = settings.default_voice
+        self.lineup = settings.lineup
+        self.voices = list(self.lineup.voices)
+        self.default = settings.lineup.default
         mapping = dict(OPENAI_VOICES)
         for pair in filter(None, (p.strip() for p in settings.voice_map.split(","))):
             name, _, voice = pair.partition("=")
@@ -43,17 +45,25 @@ class VoiceMap:
         for name in names:
             if name in self.voices:
                 return name
+            if self.lineup.lacks(name):  # another model's voice: it would sound wrong
+                raise UnknownVoice(name, self.voices)
             mapped = self.mapping.get(name) or self.mapping.get(name.lower())
             if mapped is not None:
                 return mapped
         return self.default
 
+    def at_open(self, *names: str) -> str:
+        """``lenient`` for a socket's voice named in its URL: a voice of another model
+        refuses the socket (its adapter's ``opened``), with the voices there are."""
+        try:
+            return self.lenient(*names)
+        except UnknownVoice as exc:
+            raise ConnectionFault("invalid_request", str(exc)) from None
+
     def deepgram(self, model: str) -> str:
         """The voice of a Deepgram model name: ``aura-2-tara-en``, ``aura-tara-en`` or
-        ``tara`` (leniently, as every opaque vendor id)."""
-        parts = model.split("-")
-        name = parts[2:3] if parts[:2] == ["aura", "2"] else parts[1:2]
-        return self.lenient(model, *name)
+        ``tara`` (leniently, as every opaque vendor id), for a socket being opened."""
+        return self.at_open(*deepgram_names(model))
 
     def resolve(self, name: str) -> str:
         """The Orpheus voice for ``name`` (an Orpheus voice, or a mapped vendor name)."""
@@ -63,3 +73,9 @@ class VoiceMap:
         if mapped is None:
             raise UnknownVoice(name, [*self.voices, *sorted(self.mapping)])
         return mapped
+
+
+def deepgram_names(model: str) -> tuple[str, ...]:
+    """A Deepgram model name and the voice name in it: ``aura-2-tara-en``, ``aura-tara-en``."""
+    parts = model.split("-")
+    return (model, *(parts[2:3] if parts[:2] == ["aura", "2"] else parts[1:2]))

@@ -239,7 +239,7 @@ class StandinLLMServer:
     async def _models(self, request: web.Request) -> web.Response:
         self.requests.append(ReceivedRequest(request.path))
         return web.json_response({"object": "list", "data": [
-            {"id": MODEL_NAME, "object": "model", "owned_by": "llamacpp"}]})
+            {"id": self.config.model, "object": "model", "owned_by": "llamacpp"}]})
 
     async def _completion(self, request: web.Request) -> web.StreamResponse:
         try:

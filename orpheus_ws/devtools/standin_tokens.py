@@ -66,6 +66,7 @@ class StandinConfig:
     # The first ``quiet_frames`` frames quiet and the rest loud, through a codec whose level
     # follows a frame's first code (tests/fakes.ConstantCodec): code 0, then codes of 2048 up.
     quiet_frames: int = 0
+    model: str = MODEL_NAME  # the name /v1/models answers (a published model's, to test them)
 
 
 @dataclass(frozen=True)

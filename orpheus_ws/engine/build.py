@@ -42,6 +42,6 @@ def build_engine(settings: Settings, *, llm_url: str | None = None,
     admission = Admission(max_generations=settings.max_generations,
                           per_key=settings.key_max_generations, max_queued=settings.max_queued,
                           queue_timeout_s=settings.queue_timeout, over_capacity=over_capacity)
-    return Engine(llm, decoder, voices=settings.voice_list,
+    return Engine(llm, decoder, lineup=settings.lineup,
                   tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead,
                   admission=admission, trim_quiet=settings.trim_quiet)

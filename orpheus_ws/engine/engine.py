@@ -27,6 +27,7 @@ import numpy as np
 
 from ..exceptions import BackendError, OrpheusError, Overloaded, UnknownVoice
 from ..formats import SAMPLE_RATE
+from ..lineup import Lineup, check_served
 from ..metrics import (
     AUDIO_SECONDS,
     BACKEND_ERRORS,
@@ -95,7 +96,8 @@ class Engine:
         llm: LLMClient | BackendPool,
         decoder: DecoderService,
         *,
-        voices: list[str],
+        voices: list[str] | None = None,
+        lineup: Lineup | None = None,
         tuning: StreamTuning = StreamTuning(),
         lookahead: int = 1,
         admission: Admission | None = None,
@@ -109,7 +111,9 @@ class Engine:
         self._idle = asyncio.Event()  # set while utterances == 0
         self._idle.set()
         self.decoder = decoder
-        self.voices = voices
+        # the voices (``voices``, or a model's lineup), their languages and emotion tags
+        self.lineup = lineup or Lineup.of("", voices=",".join(voices or ()))
+        self.voices = list(self.lineup.voices)
         self.tuning = tuning
         self.lookahead = lookahead
         self.trim_quiet = trim_quiet  # the default of synthesize's trim_quiet
@@ -163,14 +167,19 @@ class Engine:
             raise UnknownVoice(voice, self.voices)
 
     async def start(self) -> None:
-        """Starts the decoder service (the codec's weights are loaded already)."""
+        """Starts the decoder service (the codec's weights are loaded already), after
+        checking that the backends serve a model with the lineup's voices (LineupMismatch)."""
+        served = await asyncio.gather(*(b.client.served_model() for b in self.llm.backends))
+        check_served(self.lineup, {b.url: name for b, name in
+                                   zip(self.llm.backends, served, strict=True)})
         await self.decoder.start()
         self.llm.start()
         if self.admission.over_capacity is not None:  # known before the first stream
             await self.decoder.calibrate()
         codec = self.decoder.codec
-        log.info("engine ready: LLM %s (%s), decoder %s on %s", self.llm.base_url,
-                 self.llm.api, codec.name, codec.device)
+        log.info("engine ready: LLM %s (%s), decoder %s on %s; voices %s (%s)",
+                 self.llm.base_url, self.llm.api, codec.name, codec.device,
+                 ", ".join(self.voices), self.lineup.family)
 
     async def close(self) -> None:
         await self.llm.close()

@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict
 
+from ..lineup import Lineup
 from ..params import SamplingParams
 from .clock import PlayoutClock
 from .events import AudioChunk, SynthesisEvent
@@ -60,6 +61,10 @@ class SpeechEngine(Protocol):
     @property
     def voices(self) -> list[str]:
         """The voices the model speaks."""
+
+    @property
+    def lineup(self) -> Lineup:
+        """Its voices with their languages, the default voice, the model's emotion tags."""
 
     @property
     def ready(self) -> bool:

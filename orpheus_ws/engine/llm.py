@@ -12,6 +12,7 @@ leaving the iterator early closes the HTTP response so the backend frees its slo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -271,3 +272,29 @@ class LLMClient:
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
             result.setdefault("status", "unavailable")
         return result
+
+    async def served_model(self) -> str | None:
+        """The name of the model the backend serves (``GET /v1/models``: llama-server answers
+        the GGUF's path or alias, vLLM the model's repo id), or None if it doesn't say."""
+        try:
+            async with self._http().get(
+                self.base_url + "/v1/models", timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                if response.status != 200:
+                    return None
+                body = await response.json(loads=orjson.loads, content_type=None)
+            model = body["data"][0]["id"]
+            return model if isinstance(model, str) and model else None
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError, IndexError,
+                TypeError):
+            return None
+
+
+async def served_models(urls: list[str]) -> dict[str, str | None]:
+    """The model each backend serves, by URL (``LLMClient.served_model``)."""
+    clients = [LLMClient(url) for url in urls]
+    try:
+        names = await asyncio.gather(*(client.served_model() for client in clients))
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+    return dict(zip(urls, names, strict=True))

@@ -35,7 +35,7 @@ from ..transport.http_glue import (
     engine_of,
     until_disconnect,
 )
-from ..vocabulary import CUT_MESSAGES, EMOTION_TAGS
+from ..vocabulary import CUT_MESSAGES
 from .errors import error_response
 
 log = logging.getLogger("orpheus_ws.http")
@@ -118,7 +118,7 @@ class HttpApi:
 
     async def voices(self, request: Request) -> Response:
         return JSONResponse({"voices": engine_of(request).voices, "default": self.default_voice,
-                             "emotion_tags": EMOTION_TAGS})
+                             "emotion_tags": engine_of(request).lineup.tags})
 
     async def _parse(self, request: Request) -> TTSRequest:
         try:

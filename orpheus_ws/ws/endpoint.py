@@ -27,7 +27,6 @@ from ..transport.http_glue import caller_of, engine_of
 from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
-from ..vocabulary import EMOTION_TAGS
 from . import events
 from .delivery import Delivery
 from .protocol import (
@@ -68,7 +67,7 @@ class Connection:
         self.engine = engine
         self.caller = caller
         self.settings = settings
-        defaults = Options(settings.default_voice, DEFAULTS, AudioFormat(), "auto",
+        defaults = Options(settings.lineup.default, DEFAULTS, AudioFormat(), "auto",
                            settings.ws_buffer_delay_ms, trim_quiet=settings.trim_quiet)
         self.session: Session[Delivery] = Session(defaults, engine.voices,
                                                   max_contexts=settings.ws_max_contexts)
@@ -83,7 +82,7 @@ class Connection:
         self.enqueue(events.ready(
             protocol=PROTOCOL_VERSION, session_id=self.session_id, sample_rate=SAMPLE_RATE,
             encodings=list(ENCODINGS), sample_rates=list(SAMPLE_RATES),
-            voices=self.engine.voices, emotion_tags=EMOTION_TAGS,
+            voices=self.engine.voices, emotion_tags=self.engine.lineup.tags,
             defaults=options_dict(self.session.defaults), limits=self.limits()))
 
     async def received(self, text: str | None, data: bytes | None) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orpheus_ws.config import DEFAULT_VOICES
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
+from orpheus_ws.lineup import ENGLISH
 
 from ..utils import scaled
 from .harness import (
@@ -57,7 +57,7 @@ async def test_index_health_and_voices(real_server: ServerProcess, snac_dir: Pat
     async with http.get(real_server.url + "/api/voices") as response:
         assert response.status == 200
         voices = await response.json()
-    assert voices["voices"] == list(DEFAULT_VOICES)
+    assert voices["voices"] == list(ENGLISH.voices)
     assert voices["default"] == "tara"
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orpheus_ws.config import DEFAULT_VOICES
 from orpheus_ws.devtools.standin_llm import StandinLLMServer
+from orpheus_ws.lineup import ENGLISH
 
 from ..utils import eventually, scaled
 from .harness import (
@@ -86,7 +86,7 @@ async def test_unknown_voice_lists_the_voices(standin_server: ServerProcess,
         answer = await response.json()
     assert answer["error"]["code"] == "unknown_voice"
     assert answer["error"]["field"] == "voice"
-    assert answer["error"]["voices"] == list(DEFAULT_VOICES)
+    assert answer["error"]["voices"] == list(ENGLISH.voices)
     assert answer["detail"][0]["loc"] == ["body", "voice"]
 
 
