@@ -54,6 +54,8 @@ SERVE_FLAGS: dict[str, str] = {
     "http_max_header_bytes": "largest HTTP request head (request line and headers); past it "
                              "the request is refused and its connection closed",
     "http_keepalive_timeout": "seconds an idle HTTP keep-alive connection stays open",
+    "normalize": "read numbers, dates, times, currency, units, abbreviations, URLs and symbols "
+                 "as words in the voice's language before the model gets them",
     "trim_quiet": "leave out the near-silence a generation often starts with (the audio starts "
                   "at the first speech, 100 ms before it) and cap the quiet between segments",
     "runaway_guard": "end a segment's generation that runs past what its text can take to say, "
@@ -141,7 +143,7 @@ def _adopt_served_model(settings: Settings) -> Settings:
     so that the voices follow it (lineup.py); unchanged if none answers."""
     import asyncio
 
-    from .engine.llm import served_models
+    from .engine import served_models
 
     urls = [url.strip() for url in settings.llm_url.split(",") if url.strip()]
     names = [name for name in asyncio.run(served_models(urls)).values() if name]

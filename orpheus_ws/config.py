@@ -57,6 +57,9 @@ class Settings:
     # An utterance's leading quiet left out, later segments' capped (engine/trim.py); each
     # request or context may turn it off.
     trim_quiet: bool = True
+    # Numbers, dates, currency, units, URLs... read as words in the voice's language before
+    # the model gets them (text/normalize.py); each request or context may turn it off.
+    normalize: bool = True
     # WebSocket limits (protocol.md).
     ws_max_connections: int = 1000  # open WebSockets, all routes; past it: 503 at the handshake
     ws_max_contexts: int = 8

@@ -47,6 +47,7 @@ class TTSRequest:
     params: SamplingParams
     stream: bool = True
     trim_quiet: bool | None = None  # None: the server's setting (engine/trim.py)
+    normalize: bool | None = None  # None: the server's setting (text/normalize.py)
 
 
 def number(data: dict[str, Any], name: str, default: float) -> float:
@@ -115,13 +116,15 @@ def parse_tts_request(data: Any, voices: list[str], default_voice: str) -> TTSRe
     stream = data.get("stream", True)
     if not isinstance(stream, bool):
         raise ValidationError("stream", "must be a boolean")
-    trim_quiet = data.get("trim_quiet")
-    if trim_quiet is not None and not isinstance(trim_quiet, bool):
-        raise ValidationError("trim_quiet", "must be a boolean")
+    flags = {name: data.get(name) for name in ("trim_quiet", "normalize")}
+    for name, value in flags.items():
+        if value is not None and not isinstance(value, bool):
+            raise ValidationError(name, "must be a boolean")
     return TTSRequest(
         text=text(data),
         voice=voice(data, voices, default_voice),
         params=sampling(data),
         stream=stream,
-        trim_quiet=trim_quiet,
+        trim_quiet=flags["trim_quiet"],
+        normalize=flags["normalize"],
     )

@@ -171,12 +171,14 @@ class EngineBase:
     def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
                    caller: Caller = Caller(), clock: PlayoutClock | None = None,
                    first_index: int = 0,
-                   trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+                   trim_quiet: bool | None = None, normalize: bool | None = None,
+                   ssml: bool = False) -> AsyncGenerator[SynthesisEvent, None]:
         raise NotImplementedError
 
     def speak(self, text: str, *, voice: str, params: SamplingParams, caller: Caller = Caller(),
               clock: PlayoutClock | None = None,
-              trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+              trim_quiet: bool | None = None, normalize: bool | None = None,
+                   ssml: bool = False) -> AsyncGenerator[SynthesisEvent, None]:
         return self.synthesize([text], voice=voice, params=params, caller=caller, clock=clock)
 
     async def health(self) -> EngineHealth:

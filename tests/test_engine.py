@@ -25,8 +25,7 @@ from orpheus_ws.engine.clock import PlayoutClock
 from orpheus_ws.engine.codec import SnacCodec
 from orpheus_ws.engine.codes import SnacCodes
 from orpheus_ws.engine.decoder import to_int16
-from orpheus_ws.engine.engine import FADE_SAMPLES
-from orpheus_ws.engine.events import AudioChunk, Flushed, SynthesisEvent
+from orpheus_ws.engine.events import FADE_SAMPLES, AudioChunk, Flushed, SynthesisEvent
 from orpheus_ws.engine.pipeline import StreamTuning
 from orpheus_ws.engine.segmenter import chars_for_tokens, split_text
 from orpheus_ws.engine.tokens import FrameParser
@@ -201,7 +200,7 @@ async def test_failing_source_ends_the_stream_after_earlier_segments(
 async def test_backend_errors_surface(fault: str, error: type[Exception],
                                       standin: StandinLLMServer,
                                       make_engine: MakeEngine) -> None:
-    standin.config.frames = 4
+    standin.config.frames = 8  # "strays" from the third frame: refused within three more
     standin.config.fault = fault  # type: ignore[assignment]
     engine = make_engine(ConstantCodec())
     with pytest.raises(error) as info:

@@ -74,7 +74,8 @@ class FakeEngine(EngineBase):
     async def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
                          caller: Caller = Caller(), clock: PlayoutClock | None = None,
                          first_index: int = 0,
-                         trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+                         trim_quiet: bool | None = None, normalize: bool | None = None,
+                   ssml: bool = False) -> AsyncGenerator[SynthesisEvent, None]:
         feed = segments
         assert isinstance(feed, TextFeed)
         self.calls.append((voice, params))
@@ -85,6 +86,7 @@ class FakeEngine(EngineBase):
                 if isinstance(item, FlushMark):
                     yield Flushed(item.mark)
                     continue
+                assert isinstance(item, str)  # no pauses here
                 yield SegmentStarted(index, item)
                 frame = 0
                 for size in self.sizes:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..client import OrpheusClient, ServerError
-from ..engine.level import first_speech_sample
+from ..engine import first_speech_sample
 from ..formats import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .player import simulate_player
 

@@ -57,13 +57,15 @@ class _QuietEngine:
     async def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
                          caller: Caller = Caller(), clock: PlayoutClock | None = None,
                          first_index: int = 0,
-                         trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+                         trim_quiet: bool | None = None, normalize: bool | None = None,
+                   ssml: bool = False) -> AsyncGenerator[SynthesisEvent, None]:
         await asyncio.Event().wait()
         yield  # type: ignore[misc]  # never reached: an async generator that never speaks
 
     def speak(self, text: str, *, voice: str, params: SamplingParams, caller: Caller = Caller(),
               clock: PlayoutClock | None = None,
-              trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+              trim_quiet: bool | None = None, normalize: bool | None = None,
+                   ssml: bool = False) -> AsyncGenerator[SynthesisEvent, None]:
         return self.synthesize([text], voice=voice, params=params)
 
     async def health(self) -> EngineHealth:

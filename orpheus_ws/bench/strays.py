@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from ..engine.tokens import MAX_LOST_IN_A_ROW, FrameParser
+from ..engine import MAX_LOST_IN_A_ROW, FrameParser
 from ..exceptions import InvalidAudioToken
 from ..vocabulary import CODEBOOK_SIZE, TOKENS_PER_FRAME, audio_token_id
 

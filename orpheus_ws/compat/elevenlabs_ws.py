@@ -45,6 +45,7 @@ from ..transport.limits import SocketLimits
 from ..transport.outbox import Outbox
 from ..transport.runtime import Refusal, SocketRegistry, SocketRoute
 from ..transport.utterance import Sink, Utterance, dumps
+from .speech import Reading
 from .voices import VoiceMap
 
 MAX_CONTEXTS = 5  # ElevenLabs' limit per socket
@@ -78,7 +79,8 @@ class ElevenLabsSocket:
         query = websocket.query_params
         return ElevenLabsConnection(engine_of(websocket), caller_of(websocket), self, outbox, voice,
                                     query.get("output_format", "mp3_44100_128"),
-                                    query.get("inactivity_timeout"), multi=multi)
+                                    query.get("inactivity_timeout"), multi=multi,
+                                    reading=Reading.elevenlabs(query))
 
 
 def _inactivity(value: str | None) -> float:
@@ -146,8 +148,10 @@ class ElevenLabsConnection:
 
     def __init__(self, engine: SpeechEngine, caller: Caller, socket: ElevenLabsSocket,
                  outbox: Outbox, voice: str, output_format: str,
-                 inactivity_timeout: str | None, *, multi: bool) -> None:
+                 inactivity_timeout: str | None, *, multi: bool,
+                 reading: Reading = Reading()) -> None:
         self.engine = engine
+        self.reading = reading  # enable_ssml_parsing, apply_text_normalization
         self.caller = caller
         self.socket = socket
         self.outbox = outbox
@@ -245,13 +249,14 @@ class ElevenLabsConnection:
                        if c.utterance is not None)
             context.utterance.push(text, self.socket.limits, held, context_id=context_id)
         if data.get("flush") is True or data.get("try_trigger_generation") is True:
-            context.utterance.feed.flush(None)
+            context.utterance.input.flush(None)
 
     def open(self, context_id: str) -> _Context:
         context = _Context(self, context_id)
         context.utterance = Utterance(self.engine, self.voice, self.format, context,
                                       self.outbox, bit_rate=self.bit_rate, timed=True,
-                                      caller=self.caller)
+                                      caller=self.caller, ssml=self.reading.ssml,
+                                      normalize=self.reading.normalize)
         self.contexts[context_id] = context
         return context
 
@@ -261,7 +266,7 @@ class ElevenLabsConnection:
         assert context.utterance is not None
         if not context.closing:
             context.closing = True
-            context.utterance.feed.end()
+            context.utterance.input.end()
             return
         if context.speaking:
             self.outbox.purge(context.utterance)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +47,37 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How a request's text is read: as SSML, and normalized or not (None: the server's
+    setting)."""
+
+    ssml: bool = False
+    normalize: bool | None = None
+
+    @classmethod
+    def elevenlabs(cls, query: Mapping[str, str], body: Mapping[str, Any] | None = None
+                   ) -> Reading:
+        """ElevenLabs' ``enable_ssml_parsing`` and ``apply_text_normalization`` (query or
+        body): "off" turns normalization off, "on" and "auto" leave it to the server."""
+        def get(name: str) -> Any:
+            return (body or {}).get(name, query.get(name))
+        ssml = str(get("enable_ssml_parsing")).lower() == "true"
+        return cls(ssml, False if str(get("apply_text_normalization")) == "off" else None)
+
+
 async def audio_pieces(request: Request, text: str, voice: str, fmt: OutputFormat, *,
                        speed: float = 1.0, tally: Tally | None = None,
-                       params: SamplingParams = DEFAULTS) -> AsyncGenerator[bytes, None]:
+                       params: SamplingParams = DEFAULTS, reading: Reading = Reading()
+                       ) -> AsyncGenerator[bytes, None]:
     """The encoded stream in pieces; a piece is yielded once it holds audio."""
     output = AudioOutput(fmt, speed=speed)
     pending = b""
     engine, caller = engine_of(request), caller_of(request)
     # closed with this generator (a client gone), not when it is collected
-    async with contextlib.aclosing(engine.speak(text, voice=voice, params=params,
-                                                caller=caller)) as events:
+    async with contextlib.aclosing(engine.speak(
+            text, voice=voice, params=params, caller=caller, normalize=reading.normalize,
+            ssml=reading.ssml)) as events:
         async for event in events:
             if isinstance(event, AudioChunk):
                 if tally is not None:
@@ -106,11 +127,13 @@ async def _audio_only(pieces: AsyncGenerator[bytes, None]) -> AsyncIterator[byte
 async def speech_response(request: Request, text: str, voice: str, fmt: OutputFormat, *,
                           error: Callable[[OrpheusError], Response], speed: float = 1.0,
                           headers: dict[str, str] | None = None,
-                          params: SamplingParams = DEFAULTS) -> Response:
+                          params: SamplingParams = DEFAULTS,
+                          reading: Reading = Reading()) -> Response:
     """The audio of ``text`` as a streamed response, or ``error(exc)`` if it fails first."""
     try:
         pieces = await first_piece(request, audio_pieces(request, text, voice, fmt,
-                                                         speed=speed, params=params))
+                                                         speed=speed, params=params,
+                                                         reading=reading))
     except OrpheusError as exc:
         if exc.code == "client_gone":
             return Response(status_code=499)

@@ -30,7 +30,7 @@ from ..config import Settings
 from ..exceptions import RequestError, ValidationError
 from ..outputs import OutputFormat, parse_vendor_format
 from ..policy import decide
-from .speech import json_body, speech_response
+from .speech import Reading, json_body, speech_response
 from .voices import VoiceMap, deepgram_names
 
 DEEPGRAM_ENCODINGS = {"linear16": "pcm", "mulaw": "mulaw", "alaw": "alaw", "mp3": "mp3",
@@ -96,7 +96,10 @@ class VendorHttp:
 
     async def elevenlabs(self, request: Request) -> Response:
         try:
-            text = fields.text(await json_body(request))
+            body = await json_body(request)
+            text = fields.text(body)
+            reading = Reading.elevenlabs(request.query_params,
+                                         body if isinstance(body, dict) else None)
             try:
                 fmt = parse_vendor_format(request.query_params.get("output_format",
                                                                    "mp3_44100_128"))
@@ -105,7 +108,8 @@ class VendorHttp:
             voice = self.voices.lenient(request.path_params["voice_id"])
         except RequestError as exc:
             return self.elevenlabs_error(exc)
-        return await speech_response(request, text, voice, fmt, error=self.elevenlabs_error)
+        return await speech_response(request, text, voice, fmt, error=self.elevenlabs_error,
+                                     reading=reading)
 
     # -- Cartesia ---------------------------------------------------------------------------
 

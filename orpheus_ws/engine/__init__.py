@@ -28,15 +28,18 @@ from .codes import SnacCodes
 from .decoder import DecoderService
 from .engine import Engine
 from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
-from .feed import TextFeed
+from .feed import Pause, TextFeed
 from .guard import CUT_MESSAGES, RepeatWatch, frame_budget
 from .interface import Caller, DecoderHealth, EngineHealth, Segments, SpeechEngine
-from .llm import LLMClient
+from .level import first_speech_sample
+from .llm import LLMClient, served_models
+from .markup import SsmlFeed
 from .pipeline import StreamTuning
-from .tokens import Frame, FrameParser
+from .tokens import MAX_LOST_IN_A_ROW, Frame, FrameParser
 
 __all__ = [
     "CUT_MESSAGES",
+    "MAX_LOST_IN_A_ROW",
     "SNAC_24KHZ_CONFIG",
     "Admission",
     "AudioChunk",
@@ -51,6 +54,7 @@ __all__ = [
     "FrameParser",
     "LLMClient",
     "PassThroughCodec",
+    "Pause",
     "PlayoutClock",
     "RepeatWatch",
     "SegmentFinished",
@@ -59,11 +63,14 @@ __all__ = [
     "SnacCodec",
     "SnacCodes",
     "SpeechEngine",
+    "SsmlFeed",
     "StreamTuning",
     "SynthesisEvent",
     "TextFeed",
     "build_engine",
+    "first_speech_sample",
     "frame_budget",
     "load_codec",
+    "served_models",
     "stream_tuning",
 ]

@@ -44,4 +44,5 @@ def build_engine(settings: Settings, *, llm_url: str | None = None,
                           queue_timeout_s=settings.queue_timeout, over_capacity=over_capacity)
     return Engine(llm, decoder, lineup=settings.lineup,
                   tuning=stream_tuning(settings, codec.device), lookahead=settings.lookahead,
-                  admission=admission, trim_quiet=settings.trim_quiet)
+                  admission=admission, trim_quiet=settings.trim_quiet,
+                  normalize=settings.normalize)

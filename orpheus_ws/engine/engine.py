@@ -20,10 +20,8 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator
 from typing import Any
-
-import numpy as np
 
 from ..exceptions import BackendError, OrpheusError, Overloaded, UnknownVoice
 from ..formats import SAMPLE_RATE
@@ -38,54 +36,30 @@ from ..metrics import (
     TIME_TO_FIRST_SPEECH,
 )
 from ..params import SamplingParams
+from ..text.normalize import normalize as normalize_text
 from .admission import Admission, UtteranceSlot
 from .backends import BackendPool
 from .clock import PlayoutClock
 from .decoder import DecoderService
-from .events import AudioChunk, Flushed, SegmentFinished, SegmentStarted, SynthesisEvent
-from .feed import FlushMark, TextFeed
+from .events import (
+    AudioChunk,
+    Flushed,
+    SegmentFinished,
+    SegmentStarted,
+    SynthesisEvent,
+    faded,
+    silence,
+)
+from .feed import FlushMark, Pause, TextFeed, each_segment, take
 from .interface import Caller, EngineHealth, Segments
 from .llm import LLMClient
+from .markup import ssml_segments
 from .pipeline import StreamTuning, stream_segment
 from .segmenter import chars_for_tokens, split_text
 from .trim import QuietTrim
 
 log = logging.getLogger("orpheus_ws")
-# Joins between segments fade over 2 ms (48 samples) so they don't click; lengths don't change.
-FADE_SAMPLES = 48
-_FADE_IN = np.sin(np.linspace(0.0, np.pi / 2, FADE_SAMPLES, dtype=np.float32)) ** 2
-
-
 _END = object()
-
-
-def _fade(chunk: AudioChunk, fade_in: bool, fade_out: bool) -> AudioChunk:
-    if not (fade_in or fade_out) or chunk.samples < 2 * FADE_SAMPLES:
-        return chunk
-    pcm = chunk.pcm.astype(np.float32)
-    if fade_in:
-        pcm[:FADE_SAMPLES] *= _FADE_IN
-    if fade_out:
-        pcm[-FADE_SAMPLES:] *= _FADE_IN[::-1]
-    chunk.pcm = pcm.astype(np.int16)
-    return chunk
-
-
-async def _take(queue: asyncio.Queue[Any]) -> Any:
-    """The next item, or raise the exception its producer put there instead."""
-    item = await queue.get()
-    if isinstance(item, BaseException):
-        raise item
-    return item
-
-
-async def _aiter(segments: Segments) -> AsyncGenerator[str | FlushMark, None]:
-    if isinstance(segments, AsyncIterable):
-        async for segment in segments:
-            yield segment
-    else:
-        for segment in segments:
-            yield segment
 
 
 class Engine:
@@ -102,6 +76,7 @@ class Engine:
         lookahead: int = 1,
         admission: Admission | None = None,
         trim_quiet: bool = False,
+        normalize: bool = False,
     ) -> None:
         self.llm = llm if isinstance(llm, BackendPool) else BackendPool([llm])
         self.admission = admission or Admission()
@@ -117,6 +92,7 @@ class Engine:
         self.tuning = tuning
         self.lookahead = lookahead
         self.trim_quiet = trim_quiet  # the default of synthesize's trim_quiet
+        self.normalize = normalize  # and of its normalize
         self.in_flight = 0
         # Server-added latency of each context's first audio (ms): sent - window complete -
         # decode call (BENCHMARKS.md, measurement 4). Bounded.
@@ -172,6 +148,9 @@ class Engine:
         served = await asyncio.gather(*(b.client.served_model() for b in self.llm.backends))
         check_served(self.lineup, {b.url: name for b, name in
                                    zip(self.llm.backends, served, strict=True)})
+        if self.normalize:  # each language's patterns (and cn2an) load now, not mid-request
+            for language in set(self.lineup.languages.values()):
+                normalize_text("1", language)
         await self.decoder.start()
         self.llm.start()
         if self.admission.over_capacity is not None:  # known before the first stream
@@ -211,11 +190,18 @@ class Engine:
         caller: Caller = Caller(),
         clock: PlayoutClock | None = None,
         trim_quiet: bool | None = None,
+        normalize: bool | None = None,
+        ssml: bool = False,
     ) -> AsyncGenerator[SynthesisEvent, None]:
-        """A whole text, split at sentence ends into segments that fit ``max_tokens`` each."""
-        segments = split_text(text, chars_for_tokens(params.max_tokens))
+        """A whole text, split at sentence ends into segments that fit ``max_tokens`` each;
+        ``ssml``: the text is SSML (markup.py; raises SsmlError at once if it can't be read)."""
+        max_chars = chars_for_tokens(params.max_tokens)
+        segments: list[str | Pause] = list(split_text(text, max_chars))
+        if ssml:
+            segments = ssml_segments(text, max_chars, language=self.lineup.language_of(voice),
+                                     keep_tags=self.lineup.emotion_tags)
         return self.synthesize(segments, voice=voice, params=params, caller=caller,
-                               clock=clock, trim_quiet=trim_quiet)
+                               clock=clock, trim_quiet=trim_quiet, normalize=normalize)
 
     async def synthesize(
         self,
@@ -227,13 +213,16 @@ class Engine:
         clock: PlayoutClock | None = None,
         first_index: int = 0,
         trim_quiet: bool | None = None,
+        normalize: bool | None = None,
     ) -> AsyncGenerator[SynthesisEvent, None]:
         """Ordered events for each segment (``trim_quiet``: leading quiet left out, trim.py;
-        None: the engine's default). A generation slot (``admission.py``) is taken for
-        the caller (its key: the per-key cap) whenever the utterance has a
-        segment to generate, and given back whenever it goes quiet: every segment so far
-        delivered, the source waiting for text. Raises a segment's OrpheusError, or why a
-        slot was refused (before any event, where the first segment's is)."""
+        ``normalize``: the text the model reads is normalized in the voice's language,
+        text/normalize.py, while its events keep the client's words; None: the engine's
+        defaults). A generation slot (``admission.py``) is taken for the caller (its key: the
+        per-key cap) whenever the utterance has a segment to generate, and given back whenever
+        it goes quiet: every segment so far delivered, the source waiting for text. Raises a
+        segment's OrpheusError, or why a slot was refused (before any event, where the first
+        segment's is)."""
         self.check_voice(voice)
         route = caller.route
         # the same caller for every slot it takes
@@ -244,6 +233,7 @@ class Engine:
             async with contextlib.aclosing(self._synthesize(
                     segments, slot, voice=voice, params=params, clock=clock,
                     trim_quiet=self.trim_quiet if trim_quiet is None else trim_quiet,
+                    normalize=self.normalize if normalize is None else normalize,
                     first_index=first_index)) as events:
                 async for event in events:
                     if isinstance(event, AudioChunk):
@@ -281,11 +271,13 @@ class Engine:
         clock: PlayoutClock | None = None,
         first_index: int = 0,
         trim_quiet: bool = False,
+        normalize: bool = False,
     ) -> AsyncGenerator[SynthesisEvent, None]:
         """The events of ``synthesize`` (the voice checked there); segments generate while
         ``slot`` is held."""
         loop = asyncio.get_running_loop()
         trim = QuietTrim() if trim_quiet else None
+        language = self.lineup.language_of(voice)
         order: asyncio.Queue[Any] = asyncio.Queue()
         fed = [first_index]  # index of the next segment the feeder will queue
         ahead = asyncio.Semaphore(self.lookahead + 1)  # segments generating or delivering
@@ -298,7 +290,8 @@ class Engine:
             GENERATIONS_IN_FLIGHT.inc()
             try:
                 async for chunk in stream_segment(
-                    self.llm, self.decoder, voice=voice, text=text, params=params,
+                    self.llm, self.decoder, voice=voice,
+                    text=normalize_text(text, language) if normalize else text, params=params,
                     segment=index, clock=clock, tuning=self.tuning, delivers=False,
                     current=current,
                 ):
@@ -310,8 +303,13 @@ class Engine:
                 self.in_flight -= 1
                 GENERATIONS_IN_FLIGHT.dec()
 
-        def start(index: int, text: str) -> None:
+        def start(index: int, text: str | Pause) -> None:
             out: asyncio.Queue[Any] = asyncio.Queue()
+            if isinstance(text, Pause):  # silence: nothing to generate
+                out.put_nowait(silence(index, text.seconds))
+                out.put_nowait(_END)
+                order.put_nowait((index, "", out, time.monotonic(), None))
+                return
             # A listener in real time: decode a segment once its turn comes.
             current = asyncio.Event() if clock is not None else None
             tasks.add(loop.create_task(run(index, text, out, current),
@@ -323,7 +321,7 @@ class Engine:
             nonlocal waiting_for_text
             index = first_index
             try:
-                async with contextlib.aclosing(_aiter(segments)) as source:
+                async with contextlib.aclosing(each_segment(segments)) as source:
                     while True:
                         waiting_for_text = True
                         try:
@@ -347,7 +345,7 @@ class Engine:
         feeder = loop.create_task(feed(), name="segment-feed")
         try:
             while True:
-                item = await _take(order)
+                item = await take(order)
                 if item is _END:
                     break
                 if isinstance(item, FlushMark):
@@ -361,19 +359,19 @@ class Engine:
                 cut: str | None = None
                 yield SegmentStarted(index, text)
                 while True:
-                    got = await _take(out)
+                    got = await take(out)
                     if got is _END:
                         break
                     frames += got.frames
                     cut = got.cut or cut
-                    if trim is not None:  # its leading quiet left out (trim.py)
+                    if trim is not None and got.frames:  # its leading quiet left out (trim.py)
                         got = trim.chunk(got)
                         if not got.samples:
                             continue
                     # Fade in where a later segment's audio begins; out only where another
                     # segment follows (or may still come).
                     more = not feeder.done() or fed[0] > index + 1
-                    chunk = _fade(got, index > first_index and not samples,
+                    chunk = faded(got, index > first_index and not samples,
                                   got.final and more)
                     samples += chunk.samples
                     first_audio = first_audio or chunk.ready_at

@@ -4,9 +4,12 @@ point has been delivered (``TextFeed.flush``)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..formats import SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,32 @@ class AudioChunk:
     @property
     def samples(self) -> int:
         return int(self.pcm.shape[0])
+
+
+# Joins between segments fade over 2 ms (48 samples) so they don't click; lengths don't change.
+FADE_SAMPLES = 48
+_FADE_IN = np.sin(np.linspace(0.0, np.pi / 2, FADE_SAMPLES, dtype=np.float32)) ** 2
+
+
+def faded(chunk: AudioChunk, fade_in: bool, fade_out: bool) -> AudioChunk:
+    """``chunk`` faded in at its start and/or out at its end (in place)."""
+    if not (fade_in or fade_out) or chunk.samples < 2 * FADE_SAMPLES:
+        return chunk
+    pcm = chunk.pcm.astype(np.float32)
+    if fade_in:
+        pcm[:FADE_SAMPLES] *= _FADE_IN
+    if fade_out:
+        pcm[-FADE_SAMPLES:] *= _FADE_IN[::-1]
+    chunk.pcm = pcm.astype(np.int16)
+    return chunk
+
+
+def silence(segment: int, seconds: float) -> AudioChunk:
+    """A pause's segment (``feed.Pause``): one chunk of zeros, no frames generated."""
+    now = time.monotonic()
+    return AudioChunk(pcm=np.zeros(round(seconds * SAMPLE_RATE), dtype=np.int16),
+                      segment=segment, frame_start=0, frames=0, final=True, ready_at=now,
+                      window_ready_at=now, decode_s=0.0)
 
 
 @dataclass(frozen=True, slots=True)

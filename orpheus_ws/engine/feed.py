@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .segmenter import IncrementalSegmenter, SegmenterConfig, chars_for_tokens
 
@@ -26,6 +27,14 @@ class FlushMark:
     mark: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A segment of silence, ``seconds`` long (SSML's ``<break>``): no generation, its audio
+    exactly ``round(seconds x 24000)`` zero samples."""
+
+    seconds: float
+
+
 class TextFeed:
     """Segments of text pushed piece by piece, for ``Engine.synthesize``."""
 
@@ -36,7 +45,7 @@ class TextFeed:
             first_segment_min_chars=first_segment_min_chars,
         ))
         self.idle_flush_s = idle_flush_s
-        self._ready: deque[str | FlushMark] = deque()
+        self._ready: deque[str | FlushMark | Pause] = deque()
         self._ended = False
         self._delivered = 0
         # Lengths of the segments released and not yet delivered, and their sum.
@@ -70,6 +79,14 @@ class TextFeed:
         self._ready.append(FlushMark(mark))
         self._changed.set()
 
+    def cut(self) -> None:
+        """Ends the sentence here: buffered text is released as a segment of its own."""
+        self._release(self._segmenter.flush())
+
+    def pause(self, seconds: float) -> None:
+        """A pause after the text so far, which is released first."""
+        self._release([*self._segmenter.flush(), Pause(seconds)])
+
     def end(self) -> None:
         """Releases all buffered text; no more text follows."""
         self._release(self._segmenter.flush())
@@ -84,13 +101,14 @@ class TextFeed:
         self._delivered = segments
         self._changed.set()
 
-    def _release(self, segments: list[str]) -> None:
+    def _release(self, segments: Sequence[str | Pause]) -> None:
         self._ready.extend(segments)
-        self._undelivered.extend(map(len, segments))
-        self._undelivered_chars += sum(map(len, segments))
+        lengths = [len(s) if isinstance(s, str) else 0 for s in segments]
+        self._undelivered.extend(lengths)
+        self._undelivered_chars += sum(lengths)
         self._changed.set()
 
-    async def __aiter__(self) -> AsyncIterator[str | FlushMark]:
+    async def __aiter__(self) -> AsyncIterator[str | FlushMark | Pause]:
         while True:
             self._changed.clear()
             if self._ready:
@@ -109,3 +127,22 @@ class TextFeed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._changed.wait()
+
+
+async def take(queue: asyncio.Queue[Any]) -> Any:
+    """The next item, or raise the exception its producer put there instead."""
+    item = await queue.get()
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+async def each_segment(segments: AsyncIterable[str | Pause] | Iterable[str | Pause] | TextFeed
+                       ) -> AsyncGenerator[str | FlushMark | Pause, None]:
+    """The segments (and flush marks) of any source ``Engine.synthesize`` takes."""
+    if isinstance(segments, AsyncIterable):
+        async for segment in segments:
+            yield segment
+    else:
+        for segment in segments:
+            yield segment

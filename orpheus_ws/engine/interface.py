@@ -24,9 +24,9 @@ from ..lineup import Lineup
 from ..params import SamplingParams
 from .clock import PlayoutClock
 from .events import AudioChunk, SynthesisEvent
-from .feed import TextFeed
+from .feed import Pause, TextFeed
 
-Segments = AsyncIterable[str] | Iterable[str] | TextFeed
+Segments = AsyncIterable[str | Pause] | Iterable[str | Pause] | TextFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +84,15 @@ class SpeechEngine(Protocol):
     def synthesize(self, segments: Segments, *, voice: str, params: SamplingParams,
                    caller: Caller = ..., clock: PlayoutClock | None = None,
                    first_index: int = 0,
-                   trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+                   trim_quiet: bool | None = None, normalize: bool | None = None
+                   ) -> AsyncGenerator[SynthesisEvent, None]:
         """The events of the segments' speech, strictly in order (``trim_quiet``: the leading
         quiet left out, engine/trim.py; None: the server's setting)."""
 
     def speak(self, text: str, *, voice: str, params: SamplingParams, caller: Caller = ...,
               clock: PlayoutClock | None = None,
-              trim_quiet: bool | None = None) -> AsyncGenerator[SynthesisEvent, None]:
+              trim_quiet: bool | None = None, normalize: bool | None = None,
+              ssml: bool = False) -> AsyncGenerator[SynthesisEvent, None]:
         """A whole text, cut at sentence ends into segments."""
 
     async def health(self) -> EngineHealth:

@@ -3,7 +3,7 @@
 ``split_text`` cuts a whole text at sentence boundaries into segments that fit the
 per-segment token budget. ``IncrementalSegmenter`` does the same for text that arrives in
 pieces: it releases a segment as soon as its end is certain, so the same text gives the same
-segments however it was cut into pieces.
+segments however it was cut into pieces. Where sentences end is ``sentences.py``'s to say.
 """
 
 from __future__ import annotations
@@ -11,34 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .sentences import sentence_ends
+
 # Orpheus writes about 82 audio tokens per second of speech and English is spoken at about
 # 14 characters a second, so one character costs about 6 tokens.
 TOKENS_PER_CHAR = 6.0
 
-# One newline per match: a greedy "\n+" would cut differently when a run of newlines arrives
-# split across pieces (its end, checked against max_chars, depends on what has arrived).
-_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)|\n")
-# A period after these is not a sentence end ("Dr. Smith", "e.g. this").
-ABBREVIATIONS = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd",
-    "approx", "dept", "fig", "mt", "u.s", "a.m", "p.m",
-})
-# Enough look-back to see any abbreviation above with an opening bracket or quotes before it.
-_LONGEST_ABBREVIATION = max(map(len, ABBREVIATIONS)) + 4
-
-
-def _sentence_ends(text: str) -> list[int]:
-    """Ends of the sentences in ``text`` (after the punctuation and closing quotes)."""
-    ends = []
-    for match in _SENTENCE_END.finditer(text):
-        if match.group().startswith(".") and match.group().count(".") == 1:
-            # The word before the period, from a bounded look-back (linear in the text).
-            before = text[max(0, match.start() - _LONGEST_ABBREVIATION): match.start()]
-            word = before.rsplit(None, 1)[-1:] or [""]
-            if word[0].lower().lstrip("(\"'") in ABBREVIATIONS:
-                continue
-        ends.append(match.end())
-    return ends
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
 
 
@@ -79,9 +57,10 @@ def _cut_long(text: str, max_chars: int) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
+    """Whole text into its sentences (the rules: ``sentences.py``)."""
     out: list[str] = []
     start = 0
-    for end in _sentence_ends(text):
+    for end in sentence_ends(text, final=True)[0]:
         piece = text[start:end].strip()
         if piece:
             out.append(piece)
@@ -150,46 +129,53 @@ class IncrementalSegmenter:
         if self._start > len(self._buffer) // 2:
             self._buffer, self._start = self._buffer[self._start:], 0
         self._buffer += piece
+        return self._release(self._cut(final=False))
+
+    def flush(self) -> list[str]:
+        """Releases everything buffered, whatever its end: cut at the sentence ends that
+        waited for the next word (the text is whole now, as ``sentences`` sees it)."""
+        out = self._cut(final=True)
+        segment, self._buffer, self._start = self._buffer[self._start:], "", 0
+        if segment.strip():
+            self._cuts += 1
+        return self._release(out + _cut_long(segment, self.config.max_chars))
+
+    def _cut(self, *, final: bool) -> list[str]:
         out: list[str] = []
         while True:
-            cut = self._next_cut()
+            cut = self._next_cut(final=final)
             if cut is None:
-                break
+                return out
             segment = self._buffer[self._start: self._start + cut]
             self._start += cut
             self._cuts += 1
             out.extend(_cut_long(segment, self.config.max_chars))
-        return self._release(out)
-
-    def flush(self) -> list[str]:
-        """Releases everything buffered, whatever its end."""
-        segment, self._buffer, self._start = self._buffer[self._start:], "", 0
-        if segment.strip():
-            self._cuts += 1
-        return self._release(_cut_long(segment, self.config.max_chars))
 
     def _release(self, segments: list[str]) -> list[str]:
         segments = [s for s in segments if s.strip()]
         self.released += len(segments)
         return segments
 
-    def _next_cut(self) -> int | None:
+    def _next_cut(self, *, final: bool) -> int | None:
         """The earliest certain cut; the rules see only text whose end is known, so the cuts
-        are the same however the text was split into pieces."""
+        are the same however the text was split into pieces. ``final``: no more text comes
+        (a flush), so an end waiting for the next word is decided."""
         limit = self.config.max_chars
         text = self._buffer[self._start: self._start + limit + 2]
+        whole = final and self._start + len(text) == len(self._buffer)
+        ends, decided = sentence_ends(text, final=whole)
         candidates: list[int] = []
-        ends = _sentence_ends(text[: limit + 2])
         if ends and ends[0] <= limit + 1:
             candidates.append(ends[0])
         if self._cuts == 0:
-            for clause in _CLAUSE_END.finditer(text[: limit + 1]):
+            # A clause end past an undecided sentence end waits for it (it may come first).
+            for clause in _CLAUSE_END.finditer(text[: min(limit + 1, decided)]):
                 if clause.end() >= self.config.first_segment_min_chars:
                     candidates.append(clause.end())
                     break
         if candidates:
             return min(candidates)
-        if len(text) >= limit + 2:
+        if len(text) >= limit + 2 and not final:
             # No sentence end within reach: cut so the piece fits the token budget.
             return _budget_cut(text, limit)
         return None

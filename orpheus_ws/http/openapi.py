@@ -71,7 +71,8 @@ def document(settings: Settings, openai_voices: list[str]) -> dict[str, Any]:
     seed_body: Schema = {"type": "object", "required": ["text"], "properties": {
         "text": TEXT, "voice": {"enum": voices}, **sampling,
         "max_tokens": {"type": "integer", "minimum": low, "maximum": high},
-        "stream": {"type": "boolean"}, "trim_quiet": {"type": "boolean"}}}
+        "stream": {"type": "boolean"}, "trim_quiet": {"type": "boolean"},
+        "normalize": {"type": "boolean"}}}
     seed_error: Schema = {"type": "object", "required": ["error"]}
     openai_error: Schema = {"type": "object", "required": ["error"], "properties": {
         "error": {"type": "object", "required": ["message", "type", "code"]}}}

@@ -136,7 +136,7 @@ class HttpApi:
             # closed with this generator (a client gone), not when it is collected
             async with contextlib.aclosing(engine.speak(
                     req.text, voice=req.voice, params=req.params, caller=caller,
-                    trim_quiet=req.trim_quiet)) as events:
+                    trim_quiet=req.trim_quiet, normalize=req.normalize)) as events:
                 async for event in events:
                     if isinstance(event, AudioChunk) or \
                             (isinstance(event, SegmentFinished) and event.cut is not None):

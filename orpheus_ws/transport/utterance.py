@@ -22,6 +22,7 @@ from ..engine import (
     PlayoutClock,
     SegmentFinished,
     SpeechEngine,
+    SsmlFeed,
     SynthesisEvent,
     TextFeed,
 )
@@ -69,8 +70,15 @@ class Utterance:
                  outbox: Outbox, *, caller: Caller = Caller(),
                  params: SamplingParams = DEFAULTS,
                  idle_flush_s: float = 0.3, bit_rate: int | None = None,
-                 timed: bool = False) -> None:
+                 timed: bool = False, ssml: bool = False,
+                 normalize: bool | None = None) -> None:
         self.feed = TextFeed(max_tokens=params.max_tokens, idle_flush_s=idle_flush_s)
+        # where its text goes: the feed, or (``ssml``) its SSML reader (engine/markup.py)
+        self.input: TextFeed | SsmlFeed = self.feed
+        if ssml:
+            self.input = SsmlFeed(self.feed, language=engine.lineup.language_of(voice),
+                                  keep_tags=engine.lineup.emotion_tags)
+        self._normalize = normalize
         self._engine = engine
         self._caller = caller
         self._audio = FrameAudio(fmt, bit_rate=bit_rate)
@@ -87,7 +95,7 @@ class Utterance:
     @property
     def generating(self) -> bool:
         """It has text or audio still to deliver (a quiet client is not idle then)."""
-        return self.busy and (self.feed.busy or self.feed.held_chars > 0)
+        return self.busy and (self.feed.busy or self.input.held_chars > 0)
 
     async def _run(self, voice: str, params: SamplingParams) -> None:
         try:
@@ -95,7 +103,7 @@ class Utterance:
             # closes it, and so its LLM requests, at once, not when it is collected
             async with contextlib.aclosing(self._engine.synthesize(
                     self.feed, voice=voice, params=params, caller=self._caller,
-                    clock=PlayoutClock())) as events:
+                    clock=PlayoutClock(), normalize=self._normalize)) as events:
                 async for event in events:
                     await self._deliver(event)
             self._drain()
@@ -131,14 +139,14 @@ class Utterance:
     @property
     def held_chars(self) -> int:
         """Text pushed and not yet spoken."""
-        return self.feed.held_chars
+        return self.input.held_chars
 
     def push(self, text: str, limits: SocketLimits, socket_held: int,
              *, context_id: str | None = None) -> None:
         """Adds text, unless it would hold more than the socket's limits allow
         (``text_too_long``, and the text is not taken)."""
         limits.check_text(len(text), self.held_chars, socket_held, context_id=context_id)
-        self.feed.push(text)
+        self.input.push(text)
 
     async def cancel(self) -> None:
         """Stops now: the engine closes the utterance's LLM requests."""

@@ -22,6 +22,7 @@ from ..engine import (
     SegmentFinished,
     SegmentStarted,
     SpeechEngine,
+    SsmlFeed,
     SynthesisEvent,
     TextFeed,
 )
@@ -48,6 +49,12 @@ class Delivery:
         options = context.options
         self.feed = TextFeed(max_tokens=options.params.max_tokens, buffering=options.buffering,
                              idle_flush_s=options.buffer_delay_ms / 1000)
+        # where the context's text goes: the feed, or (text_format "ssml") its SSML reader
+        self.input: TextFeed | SsmlFeed = self.feed
+        if options.text_format == "ssml":
+            lineup = engine.lineup
+            self.input = SsmlFeed(self.feed, language=lineup.language_of(options.voice),
+                                  keep_tags=lineup.emotion_tags, context_id=context.id)
         self.audio = FrameAudio(options.format)
         self.sample_rate = options.format.sample_rate
         self.bytes_queued = 0  # compressed encodings: frames' offsets count stream bytes
@@ -83,7 +90,7 @@ class Delivery:
             async with contextlib.aclosing(self.engine.synthesize(
                 self.feed, voice=options.voice, params=options.params, caller=self.caller,
                 clock=PlayoutClock(options.client_buffer_ms / 1000),
-                trim_quiet=options.trim_quiet,
+                trim_quiet=options.trim_quiet, normalize=options.normalize,
             )) as stream:
                 async for item in stream:
                     await self.deliver(item)

@@ -68,7 +68,8 @@ class Connection:
         self.caller = caller
         self.settings = settings
         defaults = Options(settings.lineup.default, DEFAULTS, AudioFormat(), "auto",
-                           settings.ws_buffer_delay_ms, trim_quiet=settings.trim_quiet)
+                           settings.ws_buffer_delay_ms, trim_quiet=settings.trim_quiet,
+                           normalize=settings.normalize)
         self.session: Session[Delivery] = Session(defaults, engine.voices,
                                                   max_contexts=settings.ws_max_contexts)
         self.session_id = uuid.uuid4().hex[:12]
@@ -144,7 +145,7 @@ class Connection:
 
     def held_chars(self) -> int:
         """Text given to this socket's contexts and not yet spoken."""
-        return sum(c.handle.feed.held_chars for c in self.session.live if c.handle is not None)
+        return sum(c.handle.input.held_chars for c in self.session.live if c.handle is not None)
 
     def on_text(self, message: Text) -> None:
         held = self.held_chars()
@@ -155,7 +156,7 @@ class Connection:
             self.enqueue(events.context_started(context.id, options_dict(context.options)))
             task = context.handle.start()
             task.add_done_callback(functools.partial(self.retire, context))
-        feed = self.delivery(context).feed
+        feed = self.delivery(context).input
         self.text_limits.check_text(len(message.text), feed.held_chars, held,
                                     context_id=context.id)
         feed.push(message.text)
@@ -165,11 +166,11 @@ class Connection:
             self.on_end(context)
 
     def on_flush(self, context: Context[Delivery], flush_id: str | None) -> None:
-        self.delivery(context).feed.flush(flush_id)
+        self.delivery(context).input.flush(flush_id)
 
     def on_end(self, context: Context[Delivery]) -> None:
         self.session.end(context.id)
-        self.delivery(context).feed.end()
+        self.delivery(context).input.end()
 
     def on_cancel(self, context_id: str | None) -> None:
         """Stops contexts now (protocol.md, "cancel"): queued audio is dropped at once, and the

@@ -31,6 +31,8 @@ class OptionsDict(TypedDict):
     client_buffer_ms: float
     timestamps: bool
     trim_quiet: bool
+    normalize: bool
+    text_format: str
 
 
 class LimitsDict(TypedDict):

@@ -27,6 +27,7 @@ FRAME_VERSION = 1
 ENCODING_IDS = {name: index for index, name in enumerate(ENCODINGS)}
 CONTEXT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 BUFFERING_MODES = ("auto", "none")
+TEXT_FORMATS = ("text", "ssml")
 
 # protocol.md, "Binary audio frames": <BBHIQIBBH then the context id, padded to 4 bytes.
 _HEADER = struct.Struct("<BBHIQIBBH")
@@ -45,6 +46,8 @@ class Options:
     client_buffer_ms: float = 0.0
     timestamps: bool = False
     trim_quiet: bool = True
+    normalize: bool = True  # text/normalize.py: numbers, dates... read as words
+    text_format: str = "text"  # or "ssml" (engine/markup.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,8 @@ class Ping:
 
 ClientMessage = Configure | Text | Flush | End | Cancel | Ping
 OPTION_FIELDS = ("voice", "temperature", "top_p", "repetition_penalty", "max_tokens", "format",
-                 "buffering", "buffer_delay_ms", "client_buffer_ms", "timestamps", "trim_quiet")
+                 "buffering", "buffer_delay_ms", "client_buffer_ms", "timestamps", "trim_quiet",
+                 "normalize", "text_format")
 
 
 def _context_id(data: dict[str, Any], *, required: bool = True) -> str | None:
@@ -174,12 +178,15 @@ def apply_options(base: Options, overrides: dict[str, Any], voices: list[str], *
     client_buffer = _milliseconds(overrides, "client_buffer_ms", base.client_buffer_ms,
                                   context_id, high=5000)
     flags = {}
-    for name in ("timestamps", "trim_quiet"):
+    text_format = overrides.get("text_format", base.text_format)
+    if text_format not in TEXT_FORMATS:
+        raise ValidationError("text_format", "must be 'text' or 'ssml'", context_id=context_id)
+    for name in ("timestamps", "trim_quiet", "normalize"):
         flags[name] = overrides.get(name, getattr(base, name))
         if not isinstance(flags[name], bool):
             raise ValidationError(name, "must be true or false", context_id=context_id)
     return Options(voice, params, fmt, buffering, delay, client_buffer, flags["timestamps"],
-                   flags["trim_quiet"])
+                   flags["trim_quiet"], flags["normalize"], text_format)
 
 
 def _milliseconds(overrides: dict[str, Any], name: str, default: float,
@@ -200,7 +207,8 @@ def options_dict(options: Options) -> OptionsDict:
                    "sample_rate": options.format.sample_rate},
         "buffering": options.buffering, "buffer_delay_ms": options.buffer_delay_ms,
         "client_buffer_ms": options.client_buffer_ms, "timestamps": options.timestamps,
-        "trim_quiet": options.trim_quiet,
+        "trim_quiet": options.trim_quiet, "normalize": options.normalize,
+        "text_format": options.text_format,
     }
 
 

@@ -73,6 +73,8 @@ def serve_command(port: int, llm_url: str, snac_dir: Path, *flags: str) -> list[
     guard = [] if "--runaway-guard" in flags else ["--no-runaway-guard"]
     # And trimming: the pass-through codec's audio is silence, which these tests count.
     guard += [] if "--trim-quiet" in flags else ["--no-trim-quiet"]
+    # And normalization: many tests compare the prompts the stand-in gets with their text.
+    guard += [] if "--normalize" in flags else ["--no-normalize"]
     return [sys.executable, "-m", "orpheus_ws.cli", "serve", "--host", HOST, "--port", str(port),
             "--llm-url", llm_url, "--snac-model", str(snac_dir), "--device", "cpu", *admission,
             *guard, *flags]
