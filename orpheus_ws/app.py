@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` mounts the transports (the seed HTTP API, the WebSocket endpoint) and
 the bundled web player; its lifespan builds the engine (loading the decoder's weights) and
-hands it to every request through Starlette's lifespan state (``request.state.engine``).
+hands it to every request through Starlette's lifespan state (``request.state.engine``), and
+with ``--wyoming-port`` runs Home Assistant's Wyoming server on that engine while it lives.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from . import __version__
 from .compat.baseten import Baseten
 from .compat.cartesia_ws import CartesiaSocket
 from .compat.deepgram_ws import DeepgramSocket
@@ -32,6 +34,7 @@ from .compat.openai_speech import OpenAISpeech
 from .compat.together import TogetherSocket
 from .compat.vendor_http import VendorHttp
 from .compat.voices import VoiceMap
+from .compat.wyoming_server import WyomingServer
 from .config import Settings
 from .engine import Engine, build_engine
 from .http.auth import KeyRing
@@ -82,9 +85,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                 torch_threads=torch_threads_for(settings) if backend else None)
             try:
                 await active.start()
-                app.state.engine = active  # for the drain (serving.py)
-                with _reloading_on_sighup(keys):
-                    yield {"engine": active, "managed": backend}
+                # Home Assistant's Wyoming port, on this engine (compat/wyoming_server.py)
+                wyoming = WyomingServer(active, settings, version=__version__) \
+                    if settings.wyoming_port else None
+                if wyoming is not None:
+                    await wyoming.start()
+                try:
+                    app.state.engine = active  # for the drain (serving.py)
+                    with _reloading_on_sighup(keys):
+                        yield {"engine": active, "managed": backend}
+                finally:
+                    if wyoming is not None:  # its connections closed, generations stopped
+                        await wyoming.stop()
             finally:
                 await active.close()
         finally:

@@ -58,6 +58,12 @@ SERVE_FLAGS: dict[str, str] = {
                  "as words in the voice's language before the model gets them",
     "trim_quiet": "leave out the near-silence a generation often starts with (the audio starts "
                   "at the first speech, 100 ms before it) and cap the quiet between segments",
+    "wyoming_port": "a TCP port for Home Assistant's Wyoming protocol (TTS on this engine; "
+                    "10200 is Wyoming's usual TTS port); 0: off",
+    "wyoming_host": "address the Wyoming port binds (0.0.0.0 to reach it from another "
+                    "machine; with API keys set, that needs --wyoming-unauthenticated)",
+    "wyoming_unauthenticated": "let the Wyoming port listen beyond loopback although API keys "
+                               "are set: the protocol has no keys, anyone who reaches it speaks",
     "runaway_guard": "end a segment's generation that runs past what its text can take to say, "
                      "or repeats itself (a warning; regenerated if nobody heard it yet)",
 }
@@ -116,6 +122,11 @@ def serve(args: argparse.Namespace) -> int:
         print(f"orpheus-ws: {exc}", file=sys.stderr)
         return 2
     workers = int(args.workers or 1)
+    if workers > 1 and settings.wyoming_port:
+        print(f"orpheus-ws: --wyoming-port can't be used with --workers {workers}: one port "
+              "can't be bound by every worker; run with --workers 1, or run the Wyoming server "
+              "as a second orpheus-ws serve with --workers 1", file=sys.stderr)
+        return 2
     metrics_dir: str | None = None  # ours to remove at the end
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client's multiprocess mode: /metrics adds up every worker (metrics.py)

@@ -6,6 +6,7 @@ orpheus_ws.app:app`` and gunicorn workers read exactly what the CLI would have s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -88,6 +89,12 @@ class Settings:
     http_body_timeout: float = 30.0
     http_max_header_bytes: int = 64 * 1024
     http_keepalive_timeout: int = 5
+    # Home Assistant's Wyoming protocol on a TCP port of its own, in this process, on this
+    # engine (compat/wyoming_server.py); 0: off. The protocol has no keys: a non-loopback host
+    # with keys set needs wyoming_unauthenticated.
+    wyoming_port: int = 0
+    wyoming_host: str = "127.0.0.1"
+    wyoming_unauthenticated: bool = False
 
     def batch_wait_s(self, device: str) -> float:
         """How long a window may wait for batch company, at most (never longer than the
@@ -185,6 +192,15 @@ class Settings:
                 raise ValueError(f"{name} must be more than 0")
         if self.api_key and not all(key.strip() for key in self.api_key.split(",")):
             raise ValueError("api_key holds an empty key (a stray comma, or only spaces)")
+        if not 0 <= self.wyoming_port <= 65535:
+            raise ValueError("wyoming_port must be 0 (off) or a port number")
+        if self.wyoming_port and (self.api_key or self.api_keys_file) \
+                and not is_loopback(self.wyoming_host) and not self.wyoming_unauthenticated:
+            raise ValueError(
+                "the Wyoming port takes no API key (the protocol has none), so with keys set "
+                f"it listens on {self.wyoming_host!r} only with --wyoming-unauthenticated: "
+                "give that flag to let anyone who reaches the port speak, or keep "
+                "--wyoming-host on 127.0.0.1")
 
     @property
     def api_keys(self) -> list[str]:
@@ -193,6 +209,16 @@ class Settings:
     @property
     def origins(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()] or ["*"]
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` (an address to bind) reaches this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:

@@ -24,6 +24,8 @@ def test_bench_messages_reports_each_measurement(tmp_path: Path) -> None:
     assert result["deepgram_speak_65000_chars_ms"] > 0
     assert result["repeat_watch_false_loops"] == 0  # sampled codes are never taken for a loop
     assert result["repeat_watch_us_per_frame"] > 0
+    assert all(result[f"normalize_{language}_sentence_us"] > 0
+               for language in ("en", "fr", "de", "es", "zh"))
     assert isinstance(result["met"], bool)
     assert "== messages ==" in done.stdout
 
@@ -44,3 +46,15 @@ def test_bench_strays_compares_the_parser_tolerances() -> None:
     assert junk == sorted(junk) and junk[0] < junk[-1]
     assert all(row["junk_refused_after_tokens_p99"] <= 7 * (row["max_lost"] + 1) * 2
                for row in result["junk"])
+
+
+def test_bench_wyoming_compares_its_first_audio_with_the_native_sockets() -> None:
+    """``bench wyoming`` at a small size: both paths speak, each timed from the first text
+    sent to the first audio received (no timing is asserted: BENCHMARKS.md has the numbers)."""
+    from orpheus_ws.bench.wyoming import run_wyoming
+
+    result = run_wyoming(runs=2, tps=400)
+    assert result["native_ttfa_ms_p50"] > 0 and result["wyoming_ttfa_ms_p50"] > 0
+    assert result["wyoming_adds_ms_p50"] == round(
+        result["wyoming_ttfa_ms_p50"] - result["native_ttfa_ms_p50"], 1)
+    assert isinstance(result["met"], bool)

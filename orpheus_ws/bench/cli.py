@@ -9,7 +9,8 @@ frames after ``cancelled``; not in ``all``), ``gpu`` (the GPU measurement: CUDA 
 decode cost by batch, real-time streams carried; ``--smoke`` for tiny sizes), ``messages``
 (what one client message costs the event loop: the segmenter, a socket adapter), ``quiet``
 (time to first speech as heard, the leading quiet trimmed and not), ``strays`` (the token
-parser's tolerance of audio tokens out of position: speech failed against junk refused). The
+parser's tolerance of audio tokens out of position: speech failed against junk refused),
+``wyoming`` (time to first audio over Wyoming streaming against the native socket). The
 scenarios
 start a stand-in LLM server, or use a running one (e.g. a real llama-server) with --llm-url.
 Each prints a table and writes JSON (--out). Without --snac-model, SNAC with random weights
@@ -33,9 +34,9 @@ from .harness import BenchSetupError
 from .load import run_load, summarize
 
 SCENARIOS = ("overhead", "efficiency", "batching", "realtime", "snac", "encoders", "all",
-             "load", "soak", "cancel", "gpu", "messages", "quiet", "strays")
+             "load", "soak", "cancel", "gpu", "messages", "quiet", "strays", "wyoming")
 # the pass-through codec or no server: no SNAC weights
-NO_SNAC = ("load", "soak", "cancel", "messages", "quiet", "strays")
+NO_SNAC = ("load", "soak", "cancel", "messages", "quiet", "strays", "wyoming")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,13 +119,15 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             report["load"] = summarize(results)
             _print_table("load", {k: v for k, v in report["load"].items() if k != "results"})
             continue
-        if name in ("messages", "quiet", "strays"):
+        if name in ("messages", "quiet", "strays", "wyoming"):
             from .messages import run_messages
             from .quiet import run_quiet
             from .strays import run_strays
+            from .wyoming import run_wyoming
 
             measure: dict[str, Callable[[], dict[str, Any]]] = {
-                "messages": run_messages, "quiet": run_quiet, "strays": run_strays}
+                "messages": run_messages, "quiet": run_quiet, "strays": run_strays,
+                "wyoming": run_wyoming}
             report[name] = result = measure[name]()
             _print_table(name, result)
             continue

@@ -132,6 +132,29 @@ def _repeat_watch(frames: int = 20_000) -> dict[str, Any]:
             "repeat_watch_false_loops": found, "repeat_watch_frames": frames}
 
 
+# A sentence a voice agent says, in each language the normalizer reads (text/normalize.py).
+NORMALIZE_SAMPLES = {
+    "en": "Dr. Smith paid $4.50 at 3:30 pm on Jan. 5th, 2026; call +1 555-123-4567.",
+    "fr": "Le Dr Martin a payé 5,50 € le 5 janvier 2026 à 15h30, au 06 12 34 56 78.",
+    "de": "Dr. Schmidt zahlte am 5. Januar 2026 um 15:30 Uhr 4,50 € für 3 kg.",
+    "es": "El Sr. García pagó 4,50 € el 5 de enero de 2026 a las 15:30.",
+    "zh": "他在2026年1月5日15:30花了4.5元，打电话13812345678。",
+}
+
+
+def _normalize_cost(runs: int) -> dict[str, Any]:
+    """What normalizing one segment's sentence costs the event loop, per language (the
+    language's patterns warmed first, as the engine does at start)."""
+    from ..text.normalize import normalize
+
+    out: dict[str, Any] = {}
+    for language, sentence in NORMALIZE_SAMPLES.items():
+        normalize(sentence, language)
+        _, mid = _timed(functools.partial(normalize, sentence, language), max(20, runs * 10))
+        out[f"normalize_{language}_sentence_us"] = round(mid * 1e3, 1)
+    return out
+
+
 def run_messages(runs: int = 10) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for chars in (5_000, 65_536, 1_000_000):
@@ -144,6 +167,7 @@ def run_messages(runs: int = 10) -> dict[str, Any]:
         _, mid = asyncio.run(_speak_ms(chars, runs))
         result[f"deepgram_speak_{chars}_chars_ms"] = round(mid, 2)
     result.update(_repeat_watch())
+    result.update(_normalize_cost(runs))
     worst = result[f"deepgram_speak_{held - 1}_chars_ms"]
     result["target_ms"] = TARGET_MS
     result["met"] = worst <= TARGET_MS

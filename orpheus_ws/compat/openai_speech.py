@@ -90,12 +90,17 @@ class OpenAISpeech:
     def routes(self) -> list[Route]:
         return [Route("/v1/audio/speech", self.speech, methods=["POST"]),
                 Route("/v1/audio/voices", self.list_voices, methods=["GET"]),
+                Route("/v1/audio/models", self.audio_models, methods=["GET"]),
                 Route("/v1/models", self.models, methods=["GET"])]
 
     async def list_voices(self, request: Request) -> Response:
         return JSONResponse({"voices": [
             *({"id": v, "name": v, "orpheus": v} for v in self.voices.voices),
             *({"id": k, "name": k, "orpheus": v} for k, v in self.voices.mapping.items())]})
+
+    async def audio_models(self, request: Request) -> Response:
+        """The speech models, as Open WebUI lists them for a base URL not OpenAI's."""
+        return JSONResponse({"models": [{"id": m, "name": m} for m in MODELS]})
 
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [

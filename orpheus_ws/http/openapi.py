@@ -111,6 +111,7 @@ def document(settings: Settings, openai_voices: list[str]) -> dict[str, Any]:
                          "text/event-stream": {"schema": SSE}}},
             _errors(openai_error)),
         "/v1/audio/voices": _get("OpenAI voice names and the Orpheus voice of each", json_ok),
+        "/v1/audio/models": _get("The speech models, as Open WebUI lists them", json_ok),
         "/v1/models": _get("The model names accepted", json_ok),
         "/v1/speak": _post("Deepgram's speak API", {
             "type": "object", "required": ["text"], "properties": {"text": TEXT}},
@@ -136,14 +137,17 @@ def document(settings: Settings, openai_voices: list[str]) -> dict[str, Any]:
     }
     eleven = _post("ElevenLabs' text-to-speech API", {
         "type": "object", "required": ["text"], "properties": {
-            "text": TEXT, "model_id": {"type": "string"}, "voice_settings": OBJECT}},
+            "text": TEXT, "model_id": {"type": "string"}, "voice_settings": OBJECT,
+            "apply_text_normalization": {"enum": ["auto", "on", "off"]}}},
         _audio(), _errors({"type": "object", "required": ["detail"]}),
         [{"name": "voice_id", "in": "path", "required": True, "schema": {"type": "string",
                                                                          "minLength": 1}},
          _query("output_format", {"enum": ["mp3_44100_128", "mp3_22050_32", "pcm_16000",
-                                           "pcm_24000", "ulaw_8000", "opus_48000_64"]})])
+                                           "pcm_24000", "ulaw_8000", "opus_48000_64"]}),
+         _query("enable_ssml_parsing", {"enum": ["true", "false"]})])
     paths["/v1/text-to-speech/{voice_id}"] = eleven
     paths["/v1/text-to-speech/{voice_id}/stream"] = eleven
+    paths["/v1/voices"] = _get("ElevenLabs' voice list: the model's voices", json_ok)
     return {"openapi": "3.1.0",
             "info": {"title": "orpheus_ws", "version": __version__,
                      "description": "Orpheus TTS: the seed REST API, OpenAI's and other "

@@ -176,6 +176,21 @@ async def test_models_and_voices_are_listed(standin_server: ServerProcess) -> No
             "onyx", "sage", "shimmer", "verse"} <= set(voices)
 
 
+async def test_open_webui_lists_models_and_voices(standin_server: ServerProcess) -> None:
+    """As Open WebUI's audio router reads them for a base URL other than OpenAI's:
+    ``GET {base}/audio/models`` -> ``data.get("models", [])`` of ``{"id"}``, and
+    ``GET {base}/audio/voices`` -> ``{v["id"]: v["name"] for v in data.get("voices", [])}``."""
+    base = standin_server.url + "/v1"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/audio/models") as response:
+            assert response.status == 200
+            models = (await response.json()).get("models", [])
+        async with http.get(base + "/audio/voices") as response:
+            voices = {v["id"]: v["name"] for v in (await response.json()).get("voices", [])}
+    assert {"tts-1", "tts-1-hd"} <= {m["id"] for m in models}
+    assert voices["tara"] == "tara" and voices["alloy"] == "alloy"
+
+
 async def test_a_client_that_leaves_aborts_the_generation(
         standin_server: ServerProcess, fake_llm: StandinLLMServer) -> None:
     fake_llm.config.tokens_per_second = 50
