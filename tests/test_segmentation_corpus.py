@@ -30,6 +30,8 @@ from orpheus_ws.engine.segmenter import (
     split_text,
 )
 
+from .test_segmenter import random_pieces
+
 # Texts and the sentences they hold, by language.
 CORPUS: dict[str, list[tuple[str, list[str]]]] = {
     "en": [
@@ -224,15 +226,6 @@ def feed(pieces: list[str]) -> list[str]:
     return out
 
 
-def random_pieces(rng: random.Random, text: str) -> list[str]:
-    pieces, i = [], 0
-    while i < len(text):
-        n = rng.randrange(1, 12)
-        pieces.append(text[i: i + n])
-        i += n
-    return pieces
-
-
 def test_the_corpus_covers_every_language() -> None:
     assert {lang: len(cases) >= 8 for lang, cases in CORPUS.items() if lang != "mixed"} == {
         lang: True for lang in ("en", "fr", "de", "es", "it", "ko", "hi", "zh")}
@@ -267,7 +260,7 @@ def test_incremental_same_sentences_however_cut(lang: str, text: str,
     assert feed(re.findall(r"\S+\s*|\s+", text)) == expected  # word by word, spaces kept
     assert feed(list(text)) == expected
     for _ in range(5):
-        assert feed(random_pieces(rng, text)) == expected
+        assert feed(random_pieces(rng, text, longest=11)) == expected
 
 
 def test_a_closing_abbreviation_waits_for_the_next_word() -> None:

@@ -61,10 +61,11 @@ def word_pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
-def random_pieces(rng: random.Random, text: str) -> list[str]:
+def random_pieces(rng: random.Random, text: str, longest: int = 29) -> list[str]:
+    """``text`` cut into pieces of 1 to ``longest`` characters."""
     pieces, i = [], 0
     while i < len(text):
-        n = rng.randrange(1, 30)
+        n = rng.randrange(1, longest + 1)
         pieces.append(text[i : i + n])
         i += n
     return pieces
