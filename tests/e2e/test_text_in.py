@@ -174,3 +174,35 @@ async def test_elevenlabs_ssml_on_its_socket_and_its_http_path(
                 break
     assert audio == expected
     check_ssml_speech(standin, since)
+
+
+@pytest.mark.parametrize("model,said", [
+    ("lex-au/Orpheus-3b-German-FT-Q8_0.gguf", [(
+        "jana", "Der Termin ist am 5. Januar 2026 um 15:30 Uhr und kostet 4,50 €.",
+        "Der Termin ist am fünften Januar zweitausendsechsundzwanzig um fünfzehn Uhr dreißig "
+        "und kostet vier Euro und fünfzig Cent.")]),
+    ("lex-au/Orpheus-3b-Italian_Spanish-FT-Q8_0.gguf", [
+        ("javi", "La cita es el 5 de enero de 2026 a las 15:30 y cuesta 4,50 €.",
+         "La cita es el cinco de enero de dos mil veintiséis a las quince y treinta y cuesta "
+         "cuatro euros con cincuenta céntimos."),
+        ("pietro", "Il prezzo è di 4,50 € alle 15:30 del 5 gennaio 2026.",
+         "Il prezzo è di quattro euro e cinquanta centesimi alle quindici e trenta del cinque "
+         "gennaio duemilaventisei.")]),
+    ("lex-au/Orpheus-3b-Korean-FT-Q8_0.gguf", [(
+        "유나", "회의는 2026년 1월 5일 오후 3시 30분에 있고 가격은 4,500원입니다.",
+        "회의는 이천이십육년 일월 오일 오후 세시 삼십분에 있고 가격은 사천오백원입니다.")]),
+])
+async def test_each_voice_is_read_in_its_own_language(
+        model: str, said: list[tuple[str, str, str]], standin: StandinLLMServer,
+        snac_dir: Path, tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """The prompt the stand-in receives, for a voice of each multilingual model (the
+    Spanish-Italian model's voices each in their own language)."""
+    async with serving(lambda port: serve_command(
+            port, standin.url, snac_dir, "--codec", "passthrough", "--normalize", "--model",
+            model), tmp_path / "lang.log") as server:
+        for voice, written, read in said:
+            since = len(standin.requests)
+            async with http.post(server.url + "/api/tts",
+                                 json={"text": written, "voice": voice}) as answer:
+                assert answer.status == 200
+            assert prompts(standin, since) == [f"{voice}: {read}"]
