@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .lineup import Lineup
+from .text.normalize import LANGUAGES
 
 # Orpheus 3B, the English fine-tune, one Q4_K_M GGUF (2 GB): llama.cpp's default quant, the
 # smallest download of the published ones, and fast enough on a CPU to try it (README).
@@ -176,6 +177,9 @@ class Settings:
             raise ValueError("codec must be snac, passthrough, noise or level")
         if self.streams < 1:
             raise ValueError("streams must be at least 1")
+        if self.language and self.language not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(sorted(LANGUAGES))} "
+                             "(empty: each voice's own)")
         lineup = self.lineup
         if not lineup.voices:
             raise ValueError("at least one voice is needed")

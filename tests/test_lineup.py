@@ -65,6 +65,9 @@ def test_settings_follow_the_model_and_refuse_a_default_voice_it_lacks() -> None
     assert settings.lineup.default == "pierre"
     with pytest.raises(ValueError, match="tara"):
         Settings(model="lex-au/Orpheus-3b-French-FT-Q8_0.gguf", default_voice="tara").validate()
+    with pytest.raises(ValueError, match="language must be one of"):
+        Settings(language="xx").validate()
+    Settings(language="de").validate()
 
 
 def test_the_backends_must_serve_the_lineups_model() -> None:
