@@ -13,8 +13,10 @@ OHF-Voice/wyoming-piper's ``wyoming_piper/handler.py``, the reference TTS server
   ``synthesize`` sent inside a stream for older servers is ignored; a stream with no text
   answers ``synthesize-stopped`` alone, as wyoming-piper does;
 - a fault is ``error {text, code}`` (protocol.md's codes) and the connection goes on. A
-  request refused gets the error alone; one that fails once its audio has begun ends it with
-  ``audio-stop``; a stream still ends with ``synthesize-stopped`` at ``synthesize-stop``.
+  one-shot refused or failed still ends with ``audio-stop`` (Home Assistant's one-shot client
+  reads until it); a stream still ends with ``synthesize-stopped`` at ``synthesize-stop``.
+  What the engine refuses (a drain, overload, a key's cap) it refuses here as on every
+  route, when the request's first segment asks for a generation slot.
 
 Each request is answered by a :class:`Reply`, its own task, in the order asked, while the
 connection reads on (a ``synthesize-chunk`` arrives while earlier sentences are spoken, and a
@@ -53,11 +55,11 @@ from ..engine import (
     SynthesisEvent,
     TextFeed,
 )
-from ..exceptions import Draining, OrpheusError, ProtocolError
+from ..exceptions import OrpheusError, ProtocolError
 from ..formats import SAMPLE_RATE
-from ..metrics import OVERLOAD_REFUSALS, PROTOCOL_ERRORS, SOCKETS_OPEN
+from ..metrics import PROTOCOL_ERRORS, SOCKETS_OPEN
 from ..params import DEFAULTS
-from ..policy import RETRY_AFTER_S, decide
+from ..policy import decide
 from ..transport.limits import SocketLimits
 from .wyoming_requests import checked, choose_voice, is_ssml
 
@@ -342,7 +344,6 @@ class WyomingConnection(AsyncEventHandler):
             fields = checked(event, text=True)
             request = Synthesize.from_event(fields)
             voice = choose_voice(self.engine, request.voice)
-            self._check_open()
             self.limits.check_text(len(request.text), 0, self.held_chars)
             events = self.engine.speak(request.text, voice=voice, params=DEFAULTS,
                                        caller=CALLER, ssml=is_ssml(fields))  # SsmlError now
@@ -359,7 +360,6 @@ class WyomingConnection(AsyncEventHandler):
         try:
             fields = checked(event)
             voice = choose_voice(self.engine, SynthesizeStart.from_event(fields).voice)
-            self._check_open()
         except OrpheusError as exc:  # the stream is answered with it; its text is ignored
             self.stream = self._answer(None, stream=True, refusal=exc)
             return
@@ -379,16 +379,9 @@ class WyomingConnection(AsyncEventHandler):
             raise ProtocolError("too_many_contexts", f"{len(self.replies)} requests are "
                                 "waiting on this connection; send more once they are answered")
 
-    def _check_open(self) -> None:
-        """Raises Draining while the server drains: nothing new starts (those in progress
-        finish)."""
-        if self.engine.draining:
-            OVERLOAD_REFUSALS.labels(Draining.code).inc()
-            raise Draining("the server is shutting down; try another", RETRY_AFTER_S)
-
     def _answer(self, events: Events | None, *, refusal: OrpheusError | None = None,
                 **options: Any) -> Reply:
-        if refusal is not None and not isinstance(refusal, Draining):
+        if refusal is not None:
             PROTOCOL_ERRORS.labels(refusal.code).inc()
         after = self.replies[-1] if self.replies else None
         reply = Reply(self, events, after=after, refusal=refusal, **options)
