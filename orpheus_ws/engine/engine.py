@@ -196,10 +196,9 @@ class Engine:
         """A whole text, split at sentence ends into segments that fit ``max_tokens`` each;
         ``ssml``: the text is SSML (markup.py; raises SsmlError at once if it can't be read)."""
         max_chars = chars_for_tokens(params.max_tokens)
-        segments: list[str | Pause] = list(split_text(text, max_chars))
-        if ssml:
-            segments = ssml_segments(text, max_chars, language=self.lineup.language_of(voice),
-                                     keep_tags=self.lineup.emotion_tags)
+        segments: list[str | Pause] = ssml_segments(
+            text, max_chars, language=self.lineup.language_of(voice),
+            keep_tags=self.lineup.emotion_tags) if ssml else list(split_text(text, max_chars))
         return self.synthesize(segments, voice=voice, params=params, caller=caller,
                                clock=clock, trim_quiet=trim_quiet, normalize=normalize)
 

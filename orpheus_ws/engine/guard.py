@@ -66,14 +66,15 @@ def with_final_punctuation(text: str) -> str:
 class RepeatWatch:
     """Watches a segment's frames as they come for a run of ``REPEAT_FRAMES`` frames that
     comes back code for code; ``feed`` returns where the repeat begins (frames from there on
-    are the repeat, to be cut), or None."""
+    are the repeat, to be cut), or None. ``origin``: the first frame watched (a generation
+    that follows frames of an earlier attempt watches only its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: int = 0) -> None:
         self._seen: dict[tuple[tuple[int, ...], ...], int] = {}
-        self._checked = 0
+        self._checked = origin + REPEAT_FRAMES
 
     def feed(self, frames: Sequence[Frame]) -> int | None:
-        for end in range(max(self._checked, REPEAT_FRAMES), len(frames) + 1):
+        for end in range(self._checked, len(frames) + 1):
             start = end - REPEAT_FRAMES
             run = tuple(frame.codes for frame in frames[start:end])
             earlier = self._seen.get(run)

@@ -243,7 +243,7 @@ class _Generation:
     async def _attempt(self) -> bool:
         """One generation; False if it failed and may start over."""
         parser = FrameParser()
-        budget, repeats = frame_budget(self._prompt), RepeatWatch()
+        budget, repeats = frame_budget(self._prompt), RepeatWatch(self.base)
         stream_tokens = self._llm.stream_tokens(self._voice, self._prompt, self._params)
         try:
             async with contextlib.aclosing(stream_tokens) as stream:
@@ -278,9 +278,9 @@ class _Generation:
         """True if the generation is a runaway (guard.py): its frames are cut back to what
         its text may take, or to before the repeat, never below what the decoder has."""
         cut_at, reason = None, None
-        start = repeats.feed(self.frames[self.base:])
+        start = repeats.feed(self.frames)
         if start is not None:
-            cut_at, reason = self.base + start, REPEAT
+            cut_at, reason = start, REPEAT
         elif len(self.frames) - self.base >= budget:
             cut_at, reason = self.base + budget, LENGTH
         if reason is None or cut_at is None:
