@@ -11,8 +11,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .lineup import Lineup
-from .text.normalize import LANGUAGES
+from .lineup import LANGUAGES, Lineup
 
 # Orpheus 3B, the English fine-tune, one Q4_K_M GGUF (2 GB): llama.cpp's default quant, the
 # smallest download of the published ones, and fast enough on a CPU to try it (README).

@@ -80,6 +80,8 @@ MULTILINGUAL = (
          "lex-au/Orpheus-3b-Italian_Spanish-FT-Q8_0.gguf")),
 )
 FAMILIES = (*MULTILINGUAL, ENGLISH)
+# The languages the published models speak (and text/normalize.py reads: tests/test_lineup.py).
+LANGUAGES = frozenset(language for family in FAMILIES for language in family.voices.values())
 # Every voice of a published model: one the served model lacks is refused on every route,
 # even where other vendors' opaque voice ids speak with the default voice.
 KNOWN_VOICES = frozenset(voice for family in FAMILIES for voice in family.voices)

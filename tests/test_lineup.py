@@ -59,6 +59,13 @@ def test_an_unknown_model_is_the_english_fine_tune_and_voices_name_a_custom_one(
     assert subset.family == "french" and subset.language_of("marie") == "fr"
 
 
+def test_every_language_a_model_speaks_is_one_the_normalizer_reads() -> None:
+    from orpheus_ws.lineup import LANGUAGES
+    from orpheus_ws.text.normalize import LANGUAGES as READ
+
+    assert LANGUAGES == READ
+
+
 def test_settings_follow_the_model_and_refuse_a_default_voice_it_lacks() -> None:
     settings = Settings(model="lex-au/Orpheus-3b-French-FT-Q8_0.gguf")
     assert settings.voice_list == ["pierre", "amelie", "marie"]
