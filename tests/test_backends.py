@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from orpheus_ws.devtools.llama_server import free_port
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer
-from orpheus_ws.engine import LLMClient
+from orpheus_ws.engine import Collect, LLMClient
 from orpheus_ws.engine.backends import BackendPool
 from orpheus_ws.engine.decoder import DecoderService
 from orpheus_ws.engine.pipeline import stream_segment
@@ -51,10 +51,9 @@ def pool_of(urls: list[str], read_timeout_s: float = 30.0) -> BackendPool:
 
 
 async def tokens(pool: BackendPool) -> int:
-    count = 0
-    async for ids in pool.stream_tokens("tara", "Hello.", DEFAULTS):
-        count += len(ids)
-    return count
+    tokens = Collect()
+    await pool.generate("tara", "Hello.", DEFAULTS, tokens)
+    return len(tokens.ids)
 
 
 async def frames(pool: BackendPool, decoder: DecoderService,

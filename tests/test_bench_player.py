@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import orpheus_ws
 from orpheus_ws.bench.load import ContextResult, percentile, summarize
 from orpheus_ws.bench.player import simulate_player
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
@@ -72,6 +74,35 @@ def test_bench_command_runs_a_scenario_end_to_end(tmp_path: Path, paced: bool) -
     ticks = 0.02 * (1 + run["server_threads"]) / run["audio_s"]
     assert loop + decoder <= run["server_cpu_s_per_audio_s"] + ticks
     assert "== overhead ==" in done.stdout
+    # the load and the stand-in LLM ran in processes of their own, their CPU beside the server's
+    assert run["load_cpu_s"] > 0 and run["llm_cpu_s"] > 0
+
+
+def test_overhead_runs_a_baseline_tree_side_by_side(tmp_path: Path) -> None:
+    """``--baseline TREE``: the server from another source tree (here a copy of this one's
+    package, changed so the report can tell which ran), alternating with this tree's, both
+    in the report with their ratio."""
+    tree = tmp_path / "before"
+    shutil.copytree(Path(orpheus_ws.__file__).parent, tree / "orpheus_ws",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    marker = tree / "ran.txt"
+    init = tree / "orpheus_ws" / "__init__.py"
+    init.write_text(init.read_text() + "\nfrom pathlib import Path as _Path\n"
+                    f"_Path({str(marker)!r}).write_text('baseline')\n")
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "orpheus_ws.cli", "bench", "overhead", "--streams", "2",
+         "--frames", "4", "--tokens-per-second", "400", "--baseline", str(tree),
+         "--out", str(out)], capture_output=True, text=True, timeout=scaled(300))
+    assert done.returncode in (0, 1) and out.exists(), done.stderr[-3000:]
+    report = json.loads(out.read_text())["overhead"]
+    assert marker.read_text() == "baseline"  # the baseline's server ran the other tree
+    assert report["baseline"] == str(tree)
+    assert [len(report["runs"][k]) for k in ("this", "baseline")] == [2, 2]
+    for run in report["runs"]["this"] + report["runs"]["baseline"]:
+        assert run["contexts"] == run["exact"] == 4
+    assert report["baseline_value"] > 0
+    assert report["ratio"] == round(report["baseline_value"] / report["value"], 2)
 
 
 def test_bench_runs_on_a_real_llama_server(tmp_path: Path, snac_dir: Path,

@@ -18,7 +18,7 @@ from aiohttp import web
 from orpheus_ws.devtools.llama_server import LlamaServerProcess, free_port
 from orpheus_ws.devtools.standin_llm import StandinConfig, StandinLLMServer, generate_tokens
 from orpheus_ws.devtools.standin_tokens import BYTE_ID_BASE
-from orpheus_ws.engine.llm import LLMClient
+from orpheus_ws.engine.llm import LLMClient, stream_tokens
 from orpheus_ws.engine.tokens import FrameParser
 from orpheus_ws.exceptions import (
     BackendError,
@@ -51,7 +51,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
 async def collect(client: LLMClient, text: str = "Hello there.", *, voice: str = "tara",
                   params: SamplingParams = PARAMS) -> list[int]:
     ids: list[int] = []
-    async for batch in client.stream_tokens(voice, text, params):
+    async for batch in stream_tokens(client, voice, text, params):
         assert batch, "no empty batches"
         ids.extend(batch)
     return ids
@@ -177,7 +177,7 @@ async def test_text_is_rejected(standin: StandinLLMServer, make_client: MakeClie
     # native: the ids themselves are text; the frame parser refuses them
     parser = FrameParser()
     with pytest.raises(InvalidAudioToken):
-        async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
+        async for batch in stream_tokens(make_client(standin.url), "tara", "Hi.", PARAMS):
             parser.feed(batch)
     # openai: text without <custom_token_N> is refused by the client
     with pytest.raises(BackendProtocolError):
@@ -190,14 +190,14 @@ async def test_a_stray_token_costs_one_frame_and_strays_are_rejected(
     standin.config.fault = "garbage"  # one audio token out of position, in the third frame
     parser = FrameParser()
     frames = 0
-    async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
+    async for batch in stream_tokens(make_client(standin.url), "tara", "Hi.", PARAMS):
         frames += len(parser.feed(batch))
     assert (frames, parser.dropped_frames) == (3, 1)
     standin.config.fault = "strays"  # every token out of position from the third frame on
     standin.config.frames = 8
     parser = FrameParser()
     with pytest.raises(InvalidAudioToken):
-        async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
+        async for batch in stream_tokens(make_client(standin.url), "tara", "Hi.", PARAMS):
             parser.feed(batch)
     assert parser.audio_tokens < 14 + 7 * 3  # the two good frames, then refused within three
 
@@ -207,7 +207,7 @@ async def test_failure_midway_is_a_backend_error(standin: StandinLLMServer,
     standin.config.fault = "fail_midway"
     ids: list[int] = []
     with pytest.raises(BackendError) as info:
-        async for batch in make_client(standin.url).stream_tokens("tara", "Hi.", PARAMS):
+        async for batch in stream_tokens(make_client(standin.url), "tara", "Hi.", PARAMS):
             ids.extend(batch)
     assert not isinstance(info.value, BackendUnavailable | BackendProtocolError)
     assert len(ids) == 14
@@ -229,7 +229,7 @@ async def test_silence_times_out(fault: str, standin: StandinLLMServer,
 async def test_leaving_early_frees_the_slot(api: str, standin: StandinLLMServer,
                                             make_client: MakeClient) -> None:
     standin.config.tokens_per_second = 200
-    tokens = make_client(standin.url, api).stream_tokens("tara", "Hi.", SamplingParams(
+    tokens = stream_tokens(make_client(standin.url, api), "tara", "Hi.", SamplingParams(
         max_tokens=4000))
     first = await anext(tokens)
     assert first
@@ -371,7 +371,7 @@ async def test_real_llama_server_frees_the_slot_when_left_early(
 ) -> None:
     await wait_all_idle(llama_server.url, 5.0)  # the server is shared by the session
     client = make_client(llama_server.url)
-    tokens = client.stream_tokens("tara", "A long one.", SamplingParams(max_tokens=2000))
+    tokens = stream_tokens(client, "tara", "A long one.", SamplingParams(max_tokens=2000))
     received = 0
     while received < 30:
         received += len(await anext(tokens))

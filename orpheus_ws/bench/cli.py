@@ -67,6 +67,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="soak: how long (fractions allowed)")
     parser.add_argument("--cancels", type=int, default=1000, help="cancel: how many")
+    parser.add_argument("--baseline", default=None, metavar="TREE",
+                        help="overhead: also run the server from this source tree (the code "
+                        "before a change), alternating with this one, and give both")
     parser.add_argument("--seed", type=int, default=0,
                         help="soak, cancel: the random texts, actions and points")
 
@@ -143,6 +146,8 @@ def _run(args: argparse.Namespace, snac_model: str | None) -> int:
             report[name] = result = _stress(name, args, snac_model, kwargs)
             _print_table(name, result)
             continue
+        if name == "overhead" and args.baseline:
+            kwargs["baseline"] = str(Path(args.baseline).resolve())
         if name == "efficiency":
             kwargs.pop("streams", None)
             kwargs.pop("jitter_s", None)

@@ -13,6 +13,7 @@ from typing import Any
 from ..config import Settings
 from ..engine import (
     AudioChunk,
+    Collect,
     DecoderService,
     Engine,
     FrameParser,
@@ -52,10 +53,9 @@ async def measure_efficiency(llm_url: str, snac_model: str, *, repeats: int = 2,
                     frames += event.frames
             streamed.append(time.process_time() - cpu0)
             windows.append(decoder.stats.calls - calls_before)
-            parser = FrameParser()
-            got = []
-            async for ids in llm.stream_tokens("tara", text, params):
-                got.extend(parser.feed(ids))
+            tokens = Collect()
+            await llm.generate("tara", text, params, tokens)
+            got = FrameParser().feed(tokens.ids)
             codes = SnacCodes.batch([SnacCodes.from_frames(got)])
             cpu0 = time.process_time()
             codec.decode(*codes)

@@ -77,7 +77,7 @@ def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames:
     from .scenarios import REPLY
 
     trials: list[dict[str, Any]] = []
-    settings = {"codec": "snac", "device": device, "realtime_admission": False}
+    settings: dict[str, Any] = {"codec": "snac", "device": device, "realtime_admission": False}
     with llm_backend(None, tps, 2 * limit, frames) as llm, \
             orpheus_server(llm, snac_model, **settings) as (url, proc):
 

@@ -42,11 +42,11 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
 
 @contextlib.contextmanager
 def process(args: list[str], health_url: str, *, env: dict[str, str] | None = None,
-            timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
+            timeout: float = 60.0, cwd: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
     log = Path(tempfile.mkstemp(prefix="orpheus-bench-", suffix=".log")[1])
     with log.open("wb") as sink:
         proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, **(env or {})}, cwd=cwd)
         try:
             _wait_http(health_url, proc, log, timeout)
             yield proc
@@ -59,6 +59,15 @@ def process(args: list[str], health_url: str, *, env: dict[str, str] | None = No
                 proc.wait()
 
 
+# The stand-in processes running, by URL: their CPU is reported beside the server's.
+STANDINS: dict[str, psutil.Process] = {}
+
+
+def llm_process(url: str) -> psutil.Process | None:
+    """The stand-in LLM process serving ``url`` (None: an LLM server of the user's)."""
+    return STANDINS.get(url)
+
+
 @contextlib.contextmanager
 def standin(tokens_per_second: float, slots: int, frames: int | None) -> Iterator[str]:
     """A stand-in llama-server process; yields its URL."""
@@ -68,8 +77,12 @@ def standin(tokens_per_second: float, slots: int, frames: int | None) -> Iterato
     if frames:
         args += ["--frames", str(frames)]
     url = f"http://127.0.0.1:{port}"
-    with process(args, url + "/health"):
-        yield url
+    with process(args, url + "/health") as proc:
+        STANDINS[url] = psutil.Process(proc.pid)
+        try:
+            yield url
+        finally:
+            del STANDINS[url]
 
 
 @contextlib.contextmanager
@@ -93,11 +106,12 @@ def llm_backend(llm_url: str | None, tokens_per_second: float, slots: int,
 
 
 @contextlib.contextmanager
-def orpheus_server(llm_url: str, snac_model: str, **settings: Any
-                   ) -> Iterator[tuple[str, psutil.Process]]:
-    """An orpheus_ws server process; yields (base URL, its psutil handle). A port taken
-    between choosing it and binding it (by any process's outgoing connection) is chosen
-    again."""
+def orpheus_server(llm_url: str, snac_model: str, *, tree: str | None = None,
+                   **settings: Any) -> Iterator[tuple[str, psutil.Process]]:
+    """An orpheus_ws server process; yields (base URL, its psutil handle). ``tree``: a source
+    tree whose ``orpheus_ws`` the server runs instead of this one (``PYTHONPATH``), for a
+    comparison in one run. A port taken between choosing it and binding it (by any process's
+    outgoing connection) is chosen again."""
     for attempt in range(3):
         port = free_port()
         # Trimming and the runaway guard off unless asked for: the pass-through codec's
@@ -107,13 +121,16 @@ def orpheus_server(llm_url: str, snac_model: str, **settings: Any
                "ORPHEUS_WS_LLM_URL": llm_url, "ORPHEUS_WS_SNAC_MODEL": snac_model,
                "ORPHEUS_WS_LOG_LEVEL": "warning", "ORPHEUS_WS_TRIM_QUIET": "0",
                "ORPHEUS_WS_RUNAWAY_GUARD": "0"}
+        if tree is not None:
+            env["PYTHONPATH"] = tree
         for name, value in settings.items():
             env["ORPHEUS_WS_" + name.upper()] = ("1" if value else "0") \
                 if isinstance(value, bool) else str(value)
         url = f"http://127.0.0.1:{port}"
         try:
+            # run from the tree: ``-m`` puts the working folder ahead of PYTHONPATH
             with process([sys.executable, "-m", "orpheus_ws.cli", "serve"], url + "/api/stats",
-                         env=env, timeout=120) as proc:
+                         env=env, timeout=120, cwd=tree) as proc:
                 yield url, psutil.Process(proc.pid)
                 return
         except BenchSetupError as exc:

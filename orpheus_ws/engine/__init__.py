@@ -33,6 +33,7 @@ from .guard import CUT_MESSAGES, RepeatWatch, frame_budget
 from .interface import Caller, DecoderHealth, EngineHealth, Segments, SpeechEngine
 from .level import first_speech_sample
 from .llm import LLMClient, served_models
+from .llm_http import Collect
 from .markup import SsmlFeed
 from .pipeline import StreamTuning
 from .tokens import MAX_LOST_IN_A_ROW, Frame, FrameParser
@@ -45,6 +46,7 @@ __all__ = [
     "AudioChunk",
     "Caller",
     "Codec",
+    "Collect",
     "DecoderHealth",
     "DecoderService",
     "Engine",

@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import BackendError, BackendProtocolError, BackendUnavailable
 from ..params import SamplingParams
 from .llm import LLMClient
+from .llm_http import TokenSink
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,24 @@ class Backend:
                 **({"slots": self.info["slots"]} if "slots" in self.info else {})}
 
 
+class _Counted:
+    """A sink's tokens counted into the generation's flow on their way."""
+
+    __slots__ = ("_flow", "_sink", "awaiting")
+
+    def __init__(self, sink: TokenSink, flow: Flow) -> None:
+        self._sink, self._flow = sink, flow
+        self.awaiting = sink.awaiting
+
+    def take(self, ids: list[int]) -> bool:
+        flow = self._flow
+        if flow.first_at is None:
+            flow.first_at = time.monotonic()  # the rate leaves out the prompt's processing
+        else:
+            flow.tokens += len(ids)
+        return self._sink.take(ids)
+
+
 class BackendPool:
     """The ``LLMClient`` face (``stream_tokens``, ``health``, ``close``) over several."""
 
@@ -144,11 +162,12 @@ class BackendPool:
         """Another backend is healthy (a failed one is out as soon as it fails)."""
         return len(self.backends) > 1 and any(b.healthy for b in self.backends)
 
-    async def stream_tokens(self, voice: str, text: str, params: SamplingParams
-                            ) -> AsyncGenerator[list[int], None]:
-        """Token ids from the least-loaded healthy backend. A backend that fails is out until
-        a health check passes; the generation decides whether to retry (``pipeline.py``: once,
-        while none of its audio has been decoded for the listener)."""
+    async def generate(self, voice: str, text: str, params: SamplingParams,
+                       sink: TokenSink) -> None:
+        """The generation on the least-loaded healthy backend (``TokenSource.generate``). A
+        backend that fails is out until a health check passes; the generation decides whether
+        to retry (``pipeline.py``: once, while none of its audio has been decoded for the
+        listener)."""
         backend = self.pick()
         if backend is None:
             raise BackendUnavailable("no LLM backend can serve: every one is out")
@@ -157,11 +176,7 @@ class BackendPool:
         flow = Flow()
         backend.flows.add(flow)
         try:
-            async with contextlib.aclosing(backend.client.stream_tokens(
-                    voice, text, params)) as tokens:
-                async for ids in tokens:
-                    flow.add(len(ids), time.monotonic())
-                    yield ids
+            await backend.client.generate(voice, text, params, _Counted(sink, flow))
         except BackendProtocolError:
             raise  # the backend answered, with something else: it is not down
         except BackendError as exc:

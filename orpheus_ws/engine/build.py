@@ -9,7 +9,8 @@ from .capacity import realtime_capacity
 from .codec import load_codec
 from .decoder import DecoderService
 from .engine import Engine
-from .llm import LlmApi, LLMClient
+from .llm import LLMClient
+from .llm_events import LlmApi
 from .pipeline import StreamTuning
 
 

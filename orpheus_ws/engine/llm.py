@@ -5,9 +5,10 @@
 LM Studio, llama-server) the same reference prompt as a list of token ids, the text's ids
 asked of the server's own ``/tokenize`` (vLLM, SGLang and llama-server have one), with stop
 token 128258; a server without ``/tokenize`` gets the text form of the prompt instead. It
-reads ``<custom_token_N>`` pieces back. Either way
-the stream stops at end-of-speech (128258) whether or not the backend treats it as the end, and
-leaving the iterator early closes the HTTP response so the backend frees its slot at once.
+reads ``<custom_token_N>`` pieces back. Either way the generation stops at end-of-speech
+(128258) whether or not the backend treats it as the end (``llm_events.py``), and a generation
+ended early (its sink has what it wants, or it is cancelled) resets its connection so the
+backend frees its slot at once (``llm_http.py``).
 """
 
 from __future__ import annotations
@@ -15,56 +16,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import struct
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
-from ..exceptions import BackendError, BackendProtocolError, BackendUnavailable
 from ..params import SamplingParams
-from ..vocabulary import (
-    END_OF_SPEECH,
-    EOT,
-    id_prompt,
-    native_prompt,
-    parse_custom_token,
-    text_prompt,
-)
+from ..vocabulary import END_OF_SPEECH, id_prompt, native_prompt, text_prompt
+from .llm_events import LlmApi, TokenEvents
+from .llm_http import Collect, StreamingHttp, TokenSink
 
 log = logging.getLogger(__name__)
-
-LlmApi = Literal["llama", "openai"]
 
 
 class TokenSource(Protocol):
     """What a generation reads its tokens from: one backend, or a pool of them."""
 
-    def stream_tokens(self, voice: str, text: str,
-                      params: SamplingParams) -> AsyncGenerator[list[int], None]: ...
+    async def generate(self, voice: str, text: str, params: SamplingParams,
+                       sink: TokenSink) -> None:
+        """Feeds the generation's token ids to ``sink`` as they come, one call per network
+        read, until it ends (or ``sink`` returns True); raises ``BackendError``."""
+        ...
 
     def can_fail_over(self) -> bool:
         """Whether a generation that just failed could be retried on another backend."""
         ...
 
 
-def abort(response: aiohttp.ClientResponse) -> None:
-    """Drops an unfinished stream's connection with a TCP reset (SO_LINGER 0), not a FIN: the
-    backend's next write fails at once, so it stops generating and frees its slot a token
-    sooner than after a graceful close."""
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    response.close()
+async def stream_tokens(source: TokenSource, voice: str, text: str,
+                        params: SamplingParams) -> AsyncGenerator[list[int], None]:
+    """The generation's token ids as an iterator, a batch per network read (for callers that
+    pull, such as the benchmarks; the engine takes them in place, ``TokenSource.generate``).
+    Leaving it early ends the generation as cancelling it does."""
+    batches: asyncio.Queue[list[int]] = asyncio.Queue()
+    task = asyncio.ensure_future(source.generate(voice, text, params,
+                                                 Collect(batches.put_nowait)))
+    try:
+        while True:
+            getter = asyncio.ensure_future(batches.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not batches.empty():
+                yield batches.get_nowait()
+            task.result()
+            return
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class LLMClient:
-    """A pooled aiohttp session to one backend."""
+    """One backend: generations over kept-alive connections read in place (``llm_http.py``),
+    the rest (tokenize, health, models) through a pooled aiohttp session."""
 
     def __init__(
         self,
@@ -85,6 +93,8 @@ class LLMClient:
             total=None, connect=connect_timeout_s, sock_read=read_timeout_s
         )
         self._max_connections = max_connections
+        self._connect_s, self._read_s = connect_timeout_s, read_timeout_s
+        self._stream: StreamingHttp | None = None  # generations (llm_http.py)
         self._session: aiohttp.ClientSession | None = None
         self.tokenizes: bool | None = None  # openai: /tokenize answered (None: not asked yet)
 
@@ -95,6 +105,8 @@ class LLMClient:
         return self._session
 
     async def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -154,102 +166,19 @@ class LLMClient:
         """One backend: there is no other to retry on."""
         return False
 
-    async def stream_tokens(
-        self, voice: str, text: str, params: SamplingParams
-    ) -> AsyncGenerator[list[int], None]:
-        """Token ids in the order generated, in batches as they arrive from the network.
-
-        Ends after end-of-speech, at the backend's own end, or raises a BackendError.
-        """
+    async def generate(self, voice: str, text: str, params: SamplingParams,
+                       sink: TokenSink) -> None:
+        """Streams the generation's token ids into ``sink`` (``TokenSource.generate``); ends
+        after end-of-speech, at the backend's own end, or raises a BackendError."""
         ids = await self._prompt_ids(voice, text) if self.api == "openai" else None
         path, body = self._request(voice, text, params, ids)
-        try:
-            response = await self._http().post(self.base_url + path, data=orjson.dumps(body),
-                                               headers={"Content-Type": "application/json"})
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise BackendUnavailable("the LLM backend can't be reached") from exc
-        except TimeoutError as exc:  # connected, but no answer within the timeout
-            raise BackendError("the LLM backend did not answer in time") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise BackendUnavailable("the LLM backend can't be reached") from exc
-        finished = False
-        try:
-            if response.status != 200:
-                raise BackendUnavailable(f"the LLM backend answered HTTP {response.status}")
-            async for ids in self._read_events(response):
-                if END_OF_SPEECH in ids or EOT in ids:
-                    stop = min(i for i, t in enumerate(ids) if t in (END_OF_SPEECH, EOT))
-                    if stop:
-                        yield ids[:stop]
-                    return
-                if ids:
-                    yield ids
-            finished = True
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise BackendError("the LLM backend stream broke off") from exc
-        finally:
-            if finished:
-                response.release()  # the backend ended: the connection can be reused
-            else:
-                abort(response)
+        await self._streaming().stream(path, orjson.dumps(body), TokenEvents(self.api), sink)
 
-    async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[int]]:
-        """Batches of token ids, one batch per network read; ends at the backend's stop."""
-        buffer = b""
-        finished = False
-        async for chunk in response.content.iter_any():
-            buffer += chunk
-            lines = buffer.split(b"\n")
-            buffer = lines.pop()
-            ids: list[int] = []
-            for line in lines:
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    finished = True
-                    break
-                try:
-                    event = orjson.loads(payload)
-                except orjson.JSONDecodeError as exc:
-                    raise BackendProtocolError("the LLM backend sent malformed JSON") from exc
-                done = self._event_tokens(event, ids)
-                if done:
-                    finished = True
-                    break
-            if ids:
-                yield ids
-            if finished:
-                return
-        raise BackendError("the LLM backend stream ended without a stop")
-
-    def _event_tokens(self, event: Any, ids: list[int]) -> bool:
-        """Appends the event's token ids; True when the event ends the generation."""
-        if not isinstance(event, dict):
-            raise BackendProtocolError("the LLM backend sent an unexpected event")
-        if "error" in event:
-            raise BackendUnavailable("the LLM backend reported an error")
-        if self.api == "llama":
-            tokens = event.get("tokens")
-            if isinstance(tokens, list) and tokens:
-                ids.extend(int(t) for t in tokens)
-            else:
-                content = event.get("content") or ""
-                found = parse_custom_token(content)
-                if content.strip() and not found:
-                    raise BackendProtocolError("the LLM backend streamed text, not audio tokens")
-                ids.extend(found)
-            return bool(event.get("stop"))
-        choices = event.get("choices") or []
-        if not choices:
-            return False
-        choice = choices[0]
-        text = choice.get("text") or ""
-        found = parse_custom_token(text)
-        if text.strip() and not found:
-            raise BackendProtocolError("the LLM backend streamed text, not audio tokens")
-        ids.extend(found)
-        return choice.get("finish_reason") is not None
+    def _streaming(self) -> StreamingHttp:
+        if self._stream is None:
+            self._stream = StreamingHttp(self.base_url, connect_timeout_s=self._connect_s,
+                                         read_timeout_s=self._read_s)
+        return self._stream
 
     async def health(self) -> dict[str, Any]:
         """``{"status": "ok"|"unavailable", "slots": ...}``; never raises."""

@@ -242,25 +242,9 @@ class _Generation:
 
     async def _attempt(self) -> bool:
         """One generation; False if it failed and may start over."""
-        parser = FrameParser()
-        budget, repeats = frame_budget(self._prompt), RepeatWatch(self.base)
-        stream_tokens = self._llm.stream_tokens(self._voice, self._prompt, self._params)
+        sink = _FrameSink(self, frame_budget(self._prompt), RepeatWatch(self.base))
         try:
-            async with contextlib.aclosing(stream_tokens) as stream:
-                async for ids in stream:
-                    got = parser.feed(ids)
-                    if got:
-                        self.frames.extend(got)
-                        self.arrivals.extend([time.monotonic()] * len(got))
-                        self.wake.set()
-                    if parser.dropped_frames > self.dropped:  # a stray cost its frame
-                        if not self.dropped:  # once per segment
-                            log.warning("segment %d: audio tokens out of position; their "
-                                        "frames are dropped", self.segment)
-                        FRAMES_DROPPED.inc(parser.dropped_frames - self.dropped)
-                        self.dropped = parser.dropped_frames
-                    if got and self.guard and self._guard(budget, repeats):
-                        break  # closing the stream closes the LLM request
+            await self._llm.generate(self._voice, self._prompt, self._params, sink)
         except InvalidAudioToken as exc:
             error = BackendProtocolError("the LLM backend streamed invalid audio tokens")
             error.__cause__ = exc
@@ -274,7 +258,14 @@ class _Generation:
             self.error = exc
         return True
 
-    def _guard(self, budget: int, repeats: RepeatWatch) -> bool:
+    def dropped_to(self, count: int) -> None:
+        if not self.dropped:  # once per segment
+            log.warning("segment %d: audio tokens out of position; their frames are dropped",
+                        self.segment)
+        FRAMES_DROPPED.inc(count - self.dropped)
+        self.dropped = count
+
+    def runaway(self, budget: int, repeats: RepeatWatch) -> bool:
         """True if the generation is a runaway (guard.py): its frames are cut back to what
         its text may take, or to before the repeat, never below what the decoder has."""
         cut_at, reason = None, None
@@ -299,6 +290,33 @@ class _Generation:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+class _FrameSink:
+    """A generation attempt's tokens into frames, taken in the LLM connection's own callback
+    (``llm_http.TokenSink``): each whole frame wakes the segment; a runaway closes the request.
+    """
+
+    __slots__ = ("_budget", "_generation", "_parser", "_repeats")
+
+    def __init__(self, generation: _Generation, budget: int, repeats: RepeatWatch) -> None:
+        self._generation, self._budget, self._repeats = generation, budget, repeats
+        self._parser = FrameParser()
+
+    def awaiting(self) -> int:
+        return self._parser.awaiting
+
+    def take(self, ids: list[int]) -> bool:
+        generation, parser = self._generation, self._parser
+        got = parser.feed(ids)
+        if parser.dropped_frames > generation.dropped:  # a stray cost its frame
+            generation.dropped_to(parser.dropped_frames)
+        if not got:
+            return False
+        generation.frames.extend(got)
+        generation.arrivals.extend([time.monotonic()] * len(got))
+        generation.wake.set()
+        return generation.guard and generation.runaway(self._budget, self._repeats)
 
 
 def audio_in_hand(clock: PlayoutClock | None, emit_start: int) -> float:

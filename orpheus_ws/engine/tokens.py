@@ -65,6 +65,12 @@ class FrameParser:
         """Audio tokens taken into frames (strays and the tokens passed over not counted)."""
         return self._count
 
+    @property
+    def awaiting(self) -> int:
+        """Tokens the frame being built still needs (0 between frames): until then, none of
+        them is of use."""
+        return TOKENS_PER_FRAME - len(self._pending) if self._pending else 0
+
     def feed(self, token_ids: Iterable[int]) -> list[Frame]:
         frames: list[Frame] = []
         for token in token_ids:
