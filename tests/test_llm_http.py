@@ -166,3 +166,57 @@ async def test_a_kept_connection_the_backend_dropped_is_replaced() -> None:
         finally:
             await client.close()
     assert backend.connections == 2
+
+
+def llama_events(ids: list[int]) -> bytes:
+    return b"".join(event({"content": "", "tokens": [t], "stop": False}) for t in ids)
+
+
+async def test_the_connection_is_kept_after_end_of_speech_and_end_of_turn() -> None:
+    """llama-server on an Orpheus GGUF writes end of speech, then end of turn and its final
+    event: the generation ends at end of speech, and the connection is kept for the next."""
+    async def respond(writer: asyncio.StreamWriter) -> None:
+        writer.write(HEAD + llama_events([*token_ids(7), 128258]))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(llama_events([128262, 128009]) + STOP + chunk(b""))
+        await writer.drain()
+
+    async with raw_backend(respond) as backend:
+        client = LLMClient(backend.url)
+        try:
+            for _ in range(3):
+                sink = Reads()
+                await client.generate("tara", "Hi.", PARAMS, sink)
+                assert sink.ids == token_ids(7)
+                await asyncio.sleep(0.1)  # the response's end comes after the generation's
+        finally:
+            await client.close()
+    assert backend.connections == 1
+
+
+async def test_a_backend_generating_past_end_of_speech_is_reset() -> None:
+    """A backend that goes on generating after end of speech: the generation ends there, and
+    the request is reset soon after, so the backend's next write fails and frees its slot."""
+    reset = asyncio.Event()
+
+    async def respond(writer: asyncio.StreamWriter) -> None:
+        writer.write(HEAD + llama_events([*token_ids(7), 128258]))
+        try:
+            for _ in range(500):  # 10 s of more tokens
+                await asyncio.sleep(0.02)
+                writer.write(llama_events(token_ids(1)))
+                await writer.drain()
+        except ConnectionError:
+            reset.set()
+            raise
+
+    async with raw_backend(respond) as backend:
+        client = LLMClient(backend.url)
+        try:
+            sink = Reads()
+            await asyncio.wait_for(client.generate("tara", "Hi.", PARAMS, sink), scaled(5))
+            assert sink.ids == token_ids(7)
+            await asyncio.wait_for(reset.wait(), scaled(5))
+        finally:
+            await client.close()

@@ -267,18 +267,19 @@ def test_the_frames_that_fill_the_jitter_buffer_leave_together() -> None:
     tuning = StreamTuning(max_new_frames=16, margin_s=0.05, max_batch_wait_s=0.5)
     arrivals = [0.0, 0.07, 0.14, 0.21]
     # frame 0
-    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 1, first=True) == (1, 0.0, False)
+    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 1, first=True)[:3] == (1, 0.0, False)
     clock.sent(2048)  # 85 ms held of 200: two more frames fill it
     assert clock.started is None
-    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 2) == (2, 0.0, True)
-    target, wait, exact = plan_window(clock, arrivals, 0.01, 0.0, tuning, 1)
+    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 2)[:3] == (2, 0.0, True)
+    target, wait, exact, interval = plan_window(clock, arrivals, 0.01, 0.0, tuning, 1)
+    assert interval == pytest.approx(0.07)  # what a frame later than it is measured against
     assert (target, exact) == (2, True) and wait == pytest.approx(0.07)
     clock.sent(2 * 2048)
     assert clock.started is not None  # playing: the usual schedule from here
     # a 300 ms buffer: three frames after frame 0, in one window (not two and one)
     clock = PlayoutClock(start_after_s=0.3)
     clock.sent(2048)
-    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 3) == (3, 0.0, True)
+    assert plan_window(clock, arrivals, 0.01, 0.0, tuning, 3)[:3] == (3, 0.0, True)
 
 
 def test_urgency_follows_the_listener() -> None:
@@ -451,5 +452,37 @@ async def test_each_chunk_says_where_its_speech_begins(
     chunks = await run(llm, make_decoder(ConstantCodec()))
     check_chunks(chunks, 12)
     speech = [c.frame_start + c.speech_from // 2048 for c in chunks if c.speech_from is not None]
-    assert speech[0] == 5
+    assert speech == [5]  # looked for until the first speech, not after (loud as they are)
     assert all(c.speech_from is None for c in chunks if c.frame_start + c.frames <= 5)
+
+
+async def test_a_frame_wakes_the_segment_only_when_it_is_waited_for() -> None:
+    """The segment sleeps until the frames its next window needs are in (``wake_at``), or
+    until a frame comes later than its plan counted on (``slow_after_s``)."""
+    from orpheus_ws.engine.guard import RepeatWatch
+    from orpheus_ws.engine.pipeline import _FrameSink, _Generation
+
+    class Idle:
+        async def generate(self, *args: Any) -> None:
+            await asyncio.Event().wait()
+
+        def can_fail_over(self) -> bool:
+            return False
+
+    generation = _Generation(Idle(), "tara", "Hello.", SamplingParams(), 0, guard=False)
+    try:
+        sink = _FrameSink(generation, frame_budget("Hello."), RepeatWatch())
+        frame = [128266 + k * 4096 + 5 for k in range(7)]
+        generation.wake_at, generation.slow_after_s = 3, 60.0
+        sink.take(frame)  # the first frame: nothing to be late after, so it wakes
+        generation.wake.clear()
+        sink.take(frame)
+        assert not generation.wake.is_set()  # 2 of 3, in time
+        sink.take(frame)
+        assert generation.wake.is_set()  # the third: the window's frames are in
+        generation.wake.clear()
+        generation.wake_at, generation.slow_after_s = 10, 0.0
+        sink.take(frame)
+        assert generation.wake.is_set()  # later than the plan's interval: plan again
+    finally:
+        await generation.stop()

@@ -205,3 +205,18 @@ def test_an_exact_window_takes_the_target_not_a_power_of_two() -> None:
     schedule = ChunkSchedule(max_new_frames=16)
     schedule.next_window(2, False, 1)
     assert schedule.next_window(4, False, 3) == Window(0, 4, 1, 3)
+
+
+def test_frames_for_is_the_first_count_that_gives_a_window() -> None:
+    """A segment waiting for its next window sleeps until ``frames_for`` frames are in: one
+    frame fewer must give no window, that many must give one (pipeline.py)."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        emitted, target = rng.randrange(0, 60), rng.randrange(0, 40)
+        exact = rng.random() < 0.5
+        schedule = ChunkSchedule(max_new_frames=rng.choice([1, 4, 16]))
+        schedule.emitted = emitted
+        need = schedule.frames_for(target, exact=exact)
+        assert schedule.next_window(need - 1, False, target, exact=exact) is None
+        window = schedule.next_window(need, False, target, exact=exact)
+        assert window is not None and window.emit_start == emitted

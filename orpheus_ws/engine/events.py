@@ -31,7 +31,9 @@ class AudioChunk:
     window_ready_at: float  # when the token completing the window arrived
     decode_s: float  # the decode call's own time
     cut: str | None = None  # on a segment's final chunk: why the runaway guard ended it
-    speech_from: int | None = None  # the first sample of its first frame of speech (level.py)
+    # the first sample of its first frame of speech (level.py), looked for in a segment's
+    # chunks until the first with speech: None in those before it and in every one after it
+    speech_from: int | None = None
 
     @property
     def samples(self) -> int:

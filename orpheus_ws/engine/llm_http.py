@@ -89,6 +89,12 @@ class Target:
                 f"Content-Length: {length}\r\nConnection: keep-alive\r\n\r\n").encode("latin-1")
 
 
+# How long a response may go on after its generation ended (end of speech; then llama-server's
+# end of turn and final event) for its connection to be kept: a backend still generating then
+# has its request reset, freeing its slot.
+FINISH_WITHIN_S = 0.25
+
+
 class _Callbacks:
     """httptools' callbacks for one response (it looks them up once, at the parser's making):
     the body goes straight to the event parser."""
@@ -180,9 +186,9 @@ class _Connection(asyncio.Protocol):
             return
         self._head = False
         if events.ended:
-            # its own stop: the connection is reused once the response is whole; end of
-            # speech: the backend may go on generating, so it is dropped
-            self._end(reuse=not events.spoke_to_end)
+            # the generation is over; the connection is reused if the response ends soon (its
+            # own stop, or an end of turn right after end of speech), else dropped
+            self._end(reuse=True)
         elif self._complete:
             self._fail(BackendError("the LLM backend stream ended without a stop"))
 
@@ -232,12 +238,20 @@ class _Connection(asyncio.Protocol):
         self._fail(error)
 
     def _end(self, *, reuse: bool) -> None:
+        first = self.done is not None and not self.done.done()
         self._settle(None)
         if not reuse:
             self.abort()
         elif self._complete:
             self._go_idle()
-        # else: the rest of the response (its end) makes it reusable (on_message_complete)
+        elif first:  # the rest of the response makes it reusable (on_message_complete)
+            self._timer = self._loop.call_later(FINISH_WITHIN_S, self._unfinished, self.done)
+
+    def _unfinished(self, done: asyncio.Future[None] | None) -> None:
+        """The backend went on past the generation's end (generating after end of speech):
+        the connection is reset, and the backend's slot with it."""
+        if self.done is done and not self._complete:
+            self.abort()
 
     def _fail(self, error: Exception, *, reset: bool = True) -> None:
         self._settle(error)
@@ -245,11 +259,11 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     def _settle(self, error: BaseException | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         done = self.done
         if done is not None and not done.done():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if error is None:
                 done.set_result(None)
             elif isinstance(error, asyncio.CancelledError):
@@ -258,6 +272,8 @@ class _Connection(asyncio.Protocol):
                 done.set_exception(error)
 
     def _go_idle(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         keep = self._keep_alive and not self.lost
         self._reset()
         if keep:

@@ -43,6 +43,9 @@ HISTORY_FRAMES = 32
 # if it had this much audio in hand, so it yields to listeners about to run dry, not for long.
 UNCLOCKED_IN_HAND_S = 0.5
 FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
+# A frame this many times later than the frame interval a plan counted on wakes the segment to
+# plan again, however many frames it is waiting for.
+SLOWER = 1.5
 log = logging.getLogger(__name__)
 
 
@@ -111,6 +114,10 @@ async def stream_segment(
                 if window is None:
                     if ended:
                         break
+                    # no need to wake before the window's frames are in, unless they come
+                    # slower than the plan counts on (then it is planned again)
+                    generation.wake_at = schedule.frames_for(plan.target, exact=plan.exact)
+                    generation.slow_after_s = SLOWER * plan.interval_s
                     if not ready or plan.exact:  # nothing to bring, or filling the buffer
                         await wake.wait()
                         continue
@@ -121,6 +128,7 @@ async def stream_segment(
                         decoder.withdraw(ticket)
                     invited = ticket.invited
                     continue
+                generation.wake_at = 0  # each frame wakes it (none is waited for now)
                 generation.committed = True  # from here its audio may reach the listener
                 generation.used = max(generation.used, window.end)
                 codes = codes.extended(frames[codes.frames :])
@@ -141,7 +149,9 @@ async def stream_segment(
                 final = generation.ended and window.emit_end == len(frames)
                 if clock is not None and delivers:
                     clock.sent(decoded.pcm.shape[0], now)
-                speech_from = first_speech_sample(decoded.pcm)
+                # looked for until the segment's first speech: what trimming, time to first
+                # speech and the quiet runaway's retry need (events.AudioChunk.speech_from)
+                speech_from = None if heard else first_speech_sample(decoded.pcm)
                 heard = heard or speech_from is not None
                 yield AudioChunk(
                     pcm=decoded.pcm, segment=segment, frame_start=window.emit_start,
@@ -187,6 +197,10 @@ class _Generation:
         self.guard = guard
         self.base = 0  # the attempt's first frame: earlier ones were yielded before a retry
         self.wake = asyncio.Event()
+        # a new frame wakes the segment once there are ``wake_at`` frames, or when it came
+        # ``slow_after_s`` or more after the one before (0: every frame wakes it)
+        self.wake_at = 0
+        self.slow_after_s = 0.0
         self._llm, self._voice, self._params = llm, voice, params
         # what the model reads; the client's text stays as it was
         self._prompt = with_final_punctuation(text) if guard else text
@@ -313,9 +327,12 @@ class _FrameSink:
             generation.dropped_to(parser.dropped_frames)
         if not got:
             return False
-        generation.frames.extend(got)
-        generation.arrivals.extend([time.monotonic()] * len(got))
-        generation.wake.set()
+        frames, arrivals, now = generation.frames, generation.arrivals, time.monotonic()
+        slow = not arrivals or now - arrivals[-1] >= generation.slow_after_s
+        frames.extend(got)
+        arrivals.extend([now] * len(got))
+        if slow or len(frames) >= generation.wake_at:
+            generation.wake.set()
         return generation.guard and generation.runaway(self._budget, self._repeats)
 
 
@@ -331,6 +348,7 @@ class Plan(NamedTuple):
     target: int  # new frames to wait for
     wait_s: float  # how long the window may wait for batch company
     exact: bool = False  # exactly ``target`` frames (else a power of two)
+    interval_s: float = 0.0  # the frame interval it counts on (0: none)
 
 
 def plan_window(
@@ -352,7 +370,8 @@ def plan_window(
     window.
     """
     if clock is None:  # first audio as early as possible, then the largest windows
-        return Plan(1 if first else tuning.max_new_frames, tuning.max_batch_wait_s)
+        return Plan(1 if first else tuning.max_new_frames, tuning.max_batch_wait_s,
+                    interval_s=math.inf)  # no listener: no pace to fall behind
     interval = tuning.initial_frame_interval_s
     if len(arrivals) >= 4:
         span = arrivals[-1] - arrivals[-4]
@@ -364,10 +383,11 @@ def plan_window(
         # window may wait for company at no cost to anyone.
         missing = math.ceil((clock.start_after_s - held) / FRAME_S - 1e-9)
         wait = (missing - ready) * interval
-        return Plan(max(1, missing), max(0.0, min(tuning.max_batch_wait_s, wait)), exact=True)
+        return Plan(max(1, missing), max(0.0, min(tuning.max_batch_wait_s, wait)), exact=True,
+                    interval_s=interval)
     buffered = held - queue_s
     target = affordable_frames(buffered, interval, per_frame, ready=ready,
                                margin_s=tuning.margin_s, cap=tuning.max_new_frames)
     slack = buffered - tuning.margin_s - (target + 2) * per_frame
-    return Plan(target, max(0.0, min(tuning.max_batch_wait_s, slack)))
+    return Plan(target, max(0.0, min(tuning.max_batch_wait_s, slack)), interval_s=interval)
 

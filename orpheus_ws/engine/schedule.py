@@ -86,6 +86,12 @@ class ChunkSchedule:
         """New frames that have their right-hand context in."""
         return max(0, received - self.emitted - self.context)
 
+    def frames_for(self, target: int, *, exact: bool = False) -> int:
+        """Frames received at which :meth:`next_window` gives a window for ``target`` (the
+        stream not ended): the frame a waiting stream need not wake before."""
+        want = max(1, min(target, self.max_new_frames))
+        return self.emitted + self.context + (want if exact else _pow2_floor(want))
+
     def next_window(self, received: int, ended: bool, target: int = 1, *,
                     exact: bool = False) -> Window | None:
         start = self.emitted
