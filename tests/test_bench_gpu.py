@@ -29,4 +29,6 @@ def test_bench_gpu_smoke_runs_every_step(tmp_path: Path, snac_dir: Path) -> None
     assert streams["max_realtime_streams"] in (0, 1, 2)
     fitting = [t for t in streams["trials"] if t["fits"]]
     assert all(t["exact"] == t["streams"] for t in fitting)
+    # the load and the stand-in ran in processes of their own, their share beside the server's
+    assert all(t["load_cores"] > 0 and t["llm_cores"] > 0 for t in streams["trials"])
     assert "== gpu ==" in done.stdout

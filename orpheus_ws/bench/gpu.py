@@ -15,7 +15,6 @@ graphs), so the script is exercised by the test suite and cannot rot.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -72,8 +71,9 @@ def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames:
                 tps: float = 100.0) -> dict[str, Any]:
     """The most real-time streams with no underrun after the first second. One stand-in and
     one server for every trial (SNAC's graphs are captured once), loads of growing size."""
-    from .harness import cpu_snapshot, orpheus_server
-    from .load import run_load, summarize
+    from .harness import cpu_snapshot, llm_process, orpheus_server
+    from .load import summarize
+    from .load_process import run_load_processes
     from .scenarios import REPLY
 
     trials: list[dict[str, Any]] = []
@@ -81,19 +81,29 @@ def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames:
     with llm_backend(None, tps, 2 * limit, frames) as llm, \
             orpheus_server(llm, snac_model, **settings) as (url, proc):
 
+        stand_in = llm_process(llm)
+
         def fits(streams: int) -> bool:
             cpu0, wall0 = cpu_snapshot(proc)[0], time.monotonic()
-            run = summarize(asyncio.run(run_load(
+            llm0 = sum(stand_in.cpu_times()[:2]) if stand_in is not None else 0.0
+            results, load_cpu = run_load_processes(  # the load in processes of its own
                 url.replace("http://", "ws://") + "/api/tts/ws", streams=streams, contexts=1,
-                text=REPLY, paced=False, jitter_s=0.2)))
-            cores = (cpu_snapshot(proc)[0] - cpu0) / (time.monotonic() - wall0)
+                text=REPLY, paced=False, jitter_s=0.2)
+            run = summarize(results)
+            wall = time.monotonic() - wall0
+            cores = (cpu_snapshot(proc)[0] - cpu0) / wall
+            llm_cores = (sum(stand_in.cpu_times()[:2]) - llm0) / wall \
+                if stand_in is not None else None
             ok = bool(run["underruns_after_1s"] == 0 and run["exact"] == run["contexts"]
                       == streams)
             trials.append({"streams": streams, "underruns_after_1s": run["underruns_after_1s"],
                            "exact": run["exact"], "ttfa_ms_p50": run["ttfa_ms_p50"],
                            "ttfs_ms_p50": run["ttfs_ms_p50"],
                            "server_cores": round(cores, 3),
-                           "server_cores_per_stream": round(cores / streams, 4), "fits": ok})
+                           "server_cores_per_stream": round(cores / streams, 4),
+                           "load_cores": round(load_cpu / wall, 3),
+                           "llm_cores": None if llm_cores is None else round(llm_cores, 3),
+                           "fits": ok})
             return ok
 
         good, bad = 0, None
