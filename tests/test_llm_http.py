@@ -138,16 +138,24 @@ async def test_a_stream_that_stops_mid_frame_is_read_without_waiting_for_the_tim
     assert sink.ids == ids
 
 
+async def generations(url: str, count: int, *, pause_s: float = 0.0) -> list[list[int]]:
+    """The tokens of ``count`` generations one after another on one client."""
+    client = LLMClient(url)
+    got = []
+    try:
+        for _ in range(count):
+            sink = Reads()
+            await client.generate("tara", "Hi.", PARAMS, sink)
+            got.append(sink.ids)
+            await asyncio.sleep(pause_s)
+    finally:
+        await client.close()
+    return got
+
+
 async def test_connections_are_kept_and_reused() -> None:
     async with raw_backend(paced(token_ids(14), pause_s=0, final=STOP)) as backend:
-        client = LLMClient(backend.url)
-        try:
-            for _ in range(3):
-                sink = Reads()
-                await client.generate("tara", "Hi.", PARAMS, sink)
-                assert len(sink.ids) == 14
-        finally:
-            await client.close()
+        assert await generations(backend.url, 3) == [token_ids(14)] * 3
     assert backend.connections == 1
 
 
@@ -156,15 +164,8 @@ async def test_a_kept_connection_the_backend_dropped_is_replaced() -> None:
     out): the next generation finds its kept connection gone and takes a fresh one."""
     async with raw_backend(paced(token_ids(14), pause_s=0, final=STOP),
                            close_after_response=True) as backend:
-        client = LLMClient(backend.url)
-        try:
-            for _ in range(2):
-                sink = Reads()
-                await client.generate("tara", "Hi.", PARAMS, sink)
-                assert len(sink.ids) == 14
-                await asyncio.sleep(0.05)  # the close reaches the client
-        finally:
-            await client.close()
+        # the pause: the close reaches the client before the next generation
+        assert await generations(backend.url, 2, pause_s=0.05) == [token_ids(14)] * 2
     assert backend.connections == 2
 
 
@@ -183,15 +184,8 @@ async def test_the_connection_is_kept_after_end_of_speech_and_end_of_turn() -> N
         await writer.drain()
 
     async with raw_backend(respond) as backend:
-        client = LLMClient(backend.url)
-        try:
-            for _ in range(3):
-                sink = Reads()
-                await client.generate("tara", "Hi.", PARAMS, sink)
-                assert sink.ids == token_ids(7)
-                await asyncio.sleep(0.1)  # the response's end comes after the generation's
-        finally:
-            await client.close()
+        # the pause: the response's end comes after the generation's
+        assert await generations(backend.url, 3, pause_s=0.1) == [token_ids(7)] * 3
     assert backend.connections == 1
 
 
