@@ -168,3 +168,23 @@ def test_bench_encoders_compares_formats_in_one_server(tmp_path: Path) -> None:
     assert rows["mp3"]["kbit_per_s"] < 100 and rows["opus"]["kbit_per_s"] < 100
     assert report["ratio_to_pcm"]["pcm"] == 1.0
     assert all(row["cpu_s_per_audio_s"] > 0 for row in rows.values())
+
+
+def test_the_stand_in_and_the_load_run_nicer_than_the_server() -> None:
+    """On a machine of few cores the stand-in LLM and the load would take the cores the
+    server's loop waits for: they run ``OTHERS_NICE`` nicer (the bench's report gives their
+    CPU either way)."""
+    import os
+
+    from orpheus_ws.bench.harness import OTHERS_NICE, llm_process, lowered, standin
+
+    own = os.nice(0)
+    with standin(tokens_per_second=0, slots=1, frames=2) as url:
+        process = llm_process(url)
+        assert process is not None and process.nice() == min(19, own + OTHERS_NICE)
+    assert llm_process(url) is None
+    assert lowered(0) is None
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"],
+                           capture_output=True, text=True, preexec_fn=lowered(OTHERS_NICE),
+                           check=True)
+    assert int(child.stdout) == min(19, own + OTHERS_NICE)

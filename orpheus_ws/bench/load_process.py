@@ -1,6 +1,6 @@
 """The load in processes of its own: a benchmark's socket clients never share the server's
-process nor the bench's, and their CPU is reported beside the server's, so a figure is never the
-load generator's limit in disguise.
+process nor the bench's, run nicer than the server (``harness.OTHERS_NICE``), and their CPU is
+reported beside the server's, so a figure is never the load generator's limit in disguise.
 
 ``run_load_processes`` starts ``processes`` children (``python -m orpheus_ws.bench.
 load_process``), each running ``load.run_load`` over its share of the sessions, and returns
@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .harness import OTHERS_NICE, lowered
 from .load import ContextResult
 
 STREAMS_PER_PROCESS = 128
@@ -38,7 +39,7 @@ def run_load_processes(ws_url: str, *, streams: int, contexts: int, text: str, p
                "paced": paced, "jitter_s": jitter_s, "options": options or {},
                "seed": index, "out": str(out)}
         child = subprocess.Popen([sys.executable, "-m", "orpheus_ws.bench.load_process",
-                                  json.dumps(job)])
+                                  json.dumps(job)], preexec_fn=lowered(OTHERS_NICE))
         children.append((child, out))
     results: list[ContextResult] = []
     cpu = 0.0
