@@ -15,7 +15,6 @@ is read as soon as it has been silent for ``RELEASE_AFTER_S``.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 
 RELEASE_AFTER_S = 0.2  # a held stream silent this long is read whatever it has
@@ -25,8 +24,10 @@ MARGIN = 0.9  # of the bytes the missing tokens take at the fewest per token see
 class FramePacing:
     """One connection's ``SO_RCVLOWAT``, set after each read from what the frame parser still
     awaits. ``sock``: the transport's socket (None: TLS, or none to set, so every read comes as
-    it comes); the pacing sets it through a duplicate of its descriptor (uvloop's stand-in for
-    the socket makes a socket object at every call), closed with ``close``."""
+    it comes). The pacing sets the option through a socket object of its own on the same
+    descriptor (uvloop's stand-in for the socket makes one at every call), which never closes
+    it: ``close`` (at the connection's end, before the descriptor can be another's) lets go of
+    it, and no descriptor is added per connection."""
 
     __slots__ = ("_lowat", "_per_token", "_sock")
 
@@ -35,7 +36,7 @@ class FramePacing:
         fileno = getattr(sock, "fileno", None)
         if callable(fileno):
             with contextlib.suppress(OSError, ValueError):
-                self._sock = socket.socket(fileno=os.dup(fileno()))
+                self._sock = socket.socket(fileno=fileno())
         self._lowat = 1
         self._per_token = 0.0  # the fewest bytes a token has taken (0: not known yet)
 
@@ -56,8 +57,9 @@ class FramePacing:
         self._set(max(1, lowat))
 
     def close(self) -> None:
+        """Lets go of the descriptor, leaving it open: it is the transport's to close."""
         if self._sock is not None:
-            self._sock.close()
+            self._sock.detach()
             self._sock = None
 
     def release(self) -> None:
