@@ -214,3 +214,24 @@ async def test_a_backend_generating_past_end_of_speech_is_reset() -> None:
             await asyncio.wait_for(reset.wait(), scaled(5))
         finally:
             await client.close()
+
+
+async def test_the_pacing_adds_no_descriptor_to_a_connection() -> None:
+    """The pacing sets its socket option on the connection's own descriptor: five kept
+    connections are five descriptors here and five at the backend (in this process), no more;
+    and none is left once the client closes."""
+    import os
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async with raw_backend(paced(token_ids(21), pause_s=0.002, final=STOP)) as backend:
+        client = LLMClient(backend.url)
+        before = descriptors()
+        sinks = [Reads() for _ in range(5)]
+        await asyncio.gather(*(client.generate("tara", "Hi.", PARAMS, s) for s in sinks))
+        assert all(s.ids == token_ids(21) for s in sinks)
+        assert descriptors() - before == 10
+        await client.close()
+        await asyncio.sleep(0.05)
+        assert descriptors() - before <= 5  # the backend's ends close as it sees them go
