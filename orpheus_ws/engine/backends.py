@@ -35,9 +35,10 @@ class Flow:
     first_at: float | None = None
     tokens: int = 0
 
-    def add(self, count: int, now: float) -> None:
-        if self.first_at is None:
-            self.first_at = now  # the rate leaves out the prompt's processing
+    def add(self, count: int, now: float | None = None) -> None:
+        """A network read's tokens, at ``now`` (None: the clock, read only at the first)."""
+        if self.first_at is None:  # the rate leaves out the prompt's processing
+            self.first_at = time.monotonic() if now is None else now
         else:
             self.tokens += count
 
@@ -109,11 +110,7 @@ class _Counted:
         self.awaiting = sink.awaiting
 
     def take(self, ids: list[int]) -> bool:
-        flow = self._flow
-        if flow.first_at is None:
-            flow.first_at = time.monotonic()  # the rate leaves out the prompt's processing
-        else:
-            flow.tokens += len(ids)
+        self._flow.add(len(ids))
         return self._sink.take(ids)
 
 
