@@ -171,6 +171,13 @@ async def test_dead_url_is_unavailable(make_client: MakeClient) -> None:
     assert health["status"] == "unavailable"
 
 
+async def test_a_url_that_is_no_http_url_is_unavailable(make_client: MakeClient) -> None:
+    """A backend URL without its scheme is a backend that can't be reached, as the server
+    reports it (not an internal error)."""
+    with pytest.raises(BackendUnavailable):
+        await collect(make_client(f"127.0.0.1:{free_port()}"))
+
+
 async def test_text_is_rejected(standin: StandinLLMServer, make_client: MakeClient) -> None:
     standin.config.frames = 3
     standin.config.fault = "text"

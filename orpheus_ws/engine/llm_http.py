@@ -76,8 +76,9 @@ class Target:
     @classmethod
     def of(cls, base_url: str) -> Target:
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"the LLM backend's URL must be http(s)://host[:port]: {base_url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:  # as no connection
+            raise BackendUnavailable(
+                f"the LLM backend's URL must be http(s)://host[:port]: {base_url!r}")
         tls = parts.scheme == "https"
         port = parts.port or (443 if tls else 80)
         authority = parts.netloc.rpartition("@")[2]
