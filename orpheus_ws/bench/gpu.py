@@ -71,7 +71,7 @@ def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames:
                 tps: float = 100.0) -> dict[str, Any]:
     """The most real-time streams with no underrun after the first second. One stand-in and
     one server for every trial (SNAC's graphs are captured once), loads of growing size."""
-    from .harness import cpu_snapshot, llm_process, orpheus_server
+    from .harness import cpu_snapshot, llm_process, orpheus_server, process_cpu
     from .load import summarize
     from .load_process import run_load_processes
     from .scenarios import REPLY
@@ -85,15 +85,14 @@ def max_streams(snac_model: str, device: str, *, start: int, limit: int, frames:
 
         def fits(streams: int) -> bool:
             cpu0, wall0 = cpu_snapshot(proc)[0], time.monotonic()
-            llm0 = sum(stand_in.cpu_times()[:2]) if stand_in is not None else 0.0
+            llm0 = process_cpu(stand_in)
             results, load_cpu = run_load_processes(  # the load in processes of its own
                 url.replace("http://", "ws://") + "/api/tts/ws", streams=streams, contexts=1,
                 text=REPLY, paced=False, jitter_s=0.2)
             run = summarize(results)
             wall = time.monotonic() - wall0
             cores = (cpu_snapshot(proc)[0] - cpu0) / wall
-            llm_cores = (sum(stand_in.cpu_times()[:2]) - llm0) / wall \
-                if stand_in is not None else None
+            llm_cores = (process_cpu(stand_in) - llm0) / wall if stand_in is not None else None
             ok = bool(run["underruns_after_1s"] == 0 and run["exact"] == run["contexts"]
                       == streams)
             trials.append({"streams": streams, "underruns_after_1s": run["underruns_after_1s"],

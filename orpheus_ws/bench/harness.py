@@ -158,6 +158,14 @@ def orpheus_server(llm_url: str, snac_model: str, *, tree: str | None = None,
                 raise
 
 
+def process_cpu(process: psutil.Process | None) -> float:
+    """A process's CPU seconds so far, user and system (0 for None: no process of ours)."""
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def cpu_snapshot(proc: psutil.Process) -> tuple[float, float, float]:
     """(process total, main thread, every other thread) CPU seconds of a server process, read
     together so the three describe one moment. The main thread runs the event loop (protocol,
@@ -172,8 +180,7 @@ def cpu_snapshot(proc: psutil.Process) -> tuple[float, float, float]:
             main += spent
         else:
             other += spent
-    times = proc.cpu_times()
-    return float(times.user + times.system), main, other
+    return process_cpu(proc), main, other
 
 
 def server_stats(url: str) -> dict[str, Any]:

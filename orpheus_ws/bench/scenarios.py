@@ -11,14 +11,13 @@ import statistics
 import time
 from typing import Any
 
-import psutil
-
 from .harness import (
     BenchSetupError,
     cpu_snapshot,
     llm_backend,
     llm_process,
     orpheus_server,
+    process_cpu,
     server_stats,
 )
 from .load import percentile, summarize
@@ -45,14 +44,14 @@ def load_run(*, llm_url: str, snac_model: str, streams: int, contexts: int, pace
     with orpheus_server(llm_url, snac_model, tree=tree, **server) as (url, proc):
         before = server_stats(url)
         cpu0 = cpu_snapshot(proc)  # inside the stats requests: their CPU is not the run's
-        llm0 = _cpu(llm)
+        llm0 = process_cpu(llm)
         wall0 = time.monotonic()
         results, load_cpu = run_load_processes(_ws(url), streams=streams, contexts=contexts,
                                                text=text, paced=paced, jitter_s=jitter_s,
                                                options=options)
         wall = time.monotonic() - wall0
         cpu1, threads = cpu_snapshot(proc), proc.num_threads()
-        llm_cpu = _cpu(llm) - llm0
+        llm_cpu = process_cpu(llm) - llm0
         after = server_stats(url)
     cpu, loop_cpu, decoder_cpu = (end - start for end, start in zip(cpu1, cpu0, strict=True))
     summary = summarize(results)
@@ -110,13 +109,6 @@ def overhead(snac_model: str, streams: int = 64, tps: float = 100.0, frames: int
                        "runs": {"this": [_brief(r) for r in runs[None]],
                                 "baseline": [_brief(r) for r in runs[baseline]]}})
     return result
-
-
-def _cpu(process: psutil.Process | None) -> float:
-    if process is None:
-        return 0.0
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def _median_cpu(runs: list[dict[str, Any]]) -> float | None:
